@@ -1,0 +1,182 @@
+"""``workbench`` command line. Imports stay inside the handlers so ``--help`` is instant."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+COHORT_FORMATS = ("auto", "manifest", "ispy1", "mama_mia", "breastdcedl")
+
+
+def _add_cohort_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("cohort", help="manifest CSV (or folder holding manifest.csv), or a dataset "
+                                  "root for --format ispy1 / mama_mia / breastdcedl")
+    p.add_argument("--format", default="auto", choices=COHORT_FORMATS,
+                   help="cohort layout (default: auto = manifest)")
+
+
+def _load_cohort(args: argparse.Namespace):
+    from workbench.cohort import load_cohort
+
+    return load_cohort(args.cohort, fmt=args.format)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from workbench.cohort.synthetic import generate_cohort
+
+    manifest = generate_cohort(args.out, n=args.n, seed=args.seed, jobs=args.jobs,
+                               progress=not args.quiet)
+    import json
+
+    summary = json.loads((Path(args.out) / "synth_summary.json").read_text())
+    print(f"Synthetic cohort: {summary['n']} patients, seed {summary['seed']}, "
+          f"pCR rate {summary['pcr_rate']:.1%}")
+    print(f"Oracle AUC (true probabilities): cohort {summary['oracle_auc']:.3f}, "
+          f"population {summary['population_oracle_auc']:.3f}")
+    print(f"Generated in {summary['seconds']:.1f} s. Manifest: {manifest}")
+    return 0
+
+
+def cmd_cohort_check(args: argparse.Namespace) -> int:
+    from workbench.cohort.check import check_cohort, format_report
+
+    cohort = _load_cohort(args)
+    report = check_cohort(cohort, jobs=args.jobs, progress=not args.quiet)
+    print(format_report(report))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        from workbench.cohort.table import problems_frame
+
+        problems_frame(report.all_problems).to_csv(out / "qc_problems.csv", index=False)
+        report.images.to_csv(out / "qc_images.csv", index=False)
+        print(f"QC tables written to {out}")
+    n_err = sum(p.severity == "error" for p in report.all_problems)
+    return 1 if (n_err and args.strict) else 0
+
+
+def cmd_preprocess(args: argparse.Namespace) -> int:
+    from workbench.config import load_config
+    from workbench.runner import preprocess_stage
+
+    cfg = load_config(args.config)
+    cohort = _load_cohort(args)
+    result = preprocess_stage(cohort, cfg, Path(args.out), jobs=args.jobs or cfg.jobs,
+                              progress=not args.quiet)
+    print(f"Preprocessed {len(result.table)} patients ({result.n_computed} computed, "
+          f"{result.n_cached} from cache, {len(result.problems)} problems) into {args.out}")
+    for p in result.problems:
+        print(f"  - {p}")
+    return 0
+
+
+def cmd_table1(args: argparse.Namespace) -> int:
+    from workbench.runner import table1_stage
+
+    cohort = _load_cohort(args)
+    table, paths = table1_stage(cohort, Path(args.out), seed=args.seed,
+                                test_size=args.test_size)
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.to_string(index=False))
+    print(f"Table 1 written to {paths['csv']} and {paths['html']}")
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    from workbench.config import load_config
+
+    cfg = load_config(args.file)
+    print(f"{args.file}: valid (name '{cfg.name}', cohort {cfg.cohort.format}, "
+          f"{len(cfg.feature_sets)} feature sets, {len(cfg.classifiers)} classifiers)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from workbench.config import load_config
+    from workbench.runner import run_pipeline
+
+    cfg = load_config(args.config)
+    result = run_pipeline(cfg, out=Path(args.out) if args.out else None,
+                          jobs=args.jobs, progress=not args.quiet)
+    print("\n".join(result.summary))
+    print(f"Outputs: {result.run_dir}")
+    print(f"  Table 1: {result.run_dir / 'table1' / 'table1.html'}")
+    print(f"  problems: {result.run_dir / 'cohort' / 'problems.csv'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbench",
+        description="pCR fusion workbench: radiomics + deep CNN features from breast DCE-MRI.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("synth", help="generate the embedded synthetic DCE-MRI cohort")
+    p.add_argument("--n", type=int, default=163, help="patients (default 163)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", required=True, help="output folder (manifest.csv + NIfTI files)")
+    p.add_argument("--jobs", type=int, default=2, help="parallel workers (default 2)")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("cohort", help="cohort tools")
+    csub = p.add_subparsers(dest="cohort_command", metavar="ACTION", required=True)
+    c = csub.add_parser("check", help="QC every patient: print a summary and every problem")
+    _add_cohort_args(c)
+    c.add_argument("--jobs", type=int, default=2)
+    c.add_argument("--out", help="also write qc_problems.csv and qc_images.csv here")
+    c.add_argument("--strict", action="store_true", help="exit 1 if any error was found")
+    c.set_defaults(func=cmd_cohort_check)
+
+    p = sub.add_parser("preprocess", help="N4 -> 1 mm isotropic -> per-patient z-score (cached)")
+    _add_cohort_args(p)
+    p.add_argument("--config", default="configs/demo.yaml", help="run config (preprocessing)")
+    p.add_argument("--out", required=True, help="cache/output folder")
+    p.add_argument("--jobs", type=int, default=None)
+    p.set_defaults(func=cmd_preprocess)
+
+    p = sub.add_parser("table1", help="clinical characteristics by split and pCR")
+    _add_cohort_args(p)
+    p.add_argument("--out", required=True, help="folder for table1.csv / table1.html")
+    p.add_argument("--seed", type=int, default=42, help="split seed (default 42)")
+    p.add_argument("--test-size", type=float, default=0.3, help="test fraction (default 0.3)")
+    p.set_defaults(func=cmd_table1)
+
+    p = sub.add_parser("config", help="configuration tools")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    c = csub.add_parser("check", help="validate a run config YAML")
+    c.add_argument("file")
+    c.set_defaults(func=cmd_config_check)
+
+    p = sub.add_parser("demo", help="run the pipeline on the configured cohort")
+    p.add_argument("--config", default="configs/demo.yaml")
+    p.add_argument("--out", help="run directory (default data/runs/<config name>)")
+    p.add_argument("--jobs", type=int, default=None)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    from workbench.errors import WorkbenchError
+
+    try:
+        return int(args.func(args) or 0)
+    except WorkbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

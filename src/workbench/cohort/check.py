@@ -1,0 +1,135 @@
+"""Cohort QC: read every image of every patient and report all that is wrong.
+
+``workbench cohort check COHORT`` runs :func:`check_cohort` and prints
+:func:`format_report`: counts, label balance, grid statistics and one line per problem
+(patient, step, file, message). Nothing stops at the first bad patient.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from workbench.cohort.table import MASK_COLUMN, CohortTable, Problem, image_column
+from workbench.errors import WorkbenchError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class QCReport:
+    """Result of :func:`check_cohort`."""
+
+    cohort: CohortTable
+    images: pd.DataFrame  # one row per patient: size, spacing, mask voxels, tumour volume
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def all_problems(self) -> list[Problem]:
+        return list(self.cohort.problems) + list(self.problems)
+
+    @property
+    def ok_patients(self) -> list[str]:
+        bad = {p.patient_id for p in self.all_problems if p.severity == "error"}
+        ready = set(self.cohort.imaging_ready()["patient_id"])
+        return [pid for pid in self.cohort.patient_ids if pid in ready and pid not in bad]
+
+
+def check_patient(row: pd.Series, phases: tuple[str, ...]) -> tuple[dict, list[Problem]]:
+    """Read one patient's phases and mask and check geometry, mask and values."""
+    import SimpleITK as sitk
+
+    from workbench.imaging.geometry import check_mask, check_same_grid, describe
+    from workbench.imaging.io import read_image
+
+    pid = str(row["patient_id"])
+    problems: list[Problem] = []
+    images = {}
+    for phase in phases:
+        spec = row[image_column(phase)]
+        try:
+            img = read_image(spec, patient=pid, what=f"phase '{phase}'")
+            arr = sitk.GetArrayViewFromImage(img)
+            if not np.isfinite(arr).all():
+                problems.append(Problem(pid, "values", f"phase '{phase}' has "
+                                        f"{int((~np.isfinite(arr)).sum())} NaN/inf voxels",
+                                        str(spec)))
+            images[f"phase '{phase}'"] = img
+        except WorkbenchError as exc:
+            problems.append(Problem(pid, exc.step or "read", exc.message, str(spec)))
+    record: dict = {"patient_id": pid}
+    mask_spec = row[MASK_COLUMN]
+    try:
+        mask = read_image(mask_spec, patient=pid, what="tumour mask")
+        images["tumour mask"] = mask
+        voxels = check_mask(mask, patient=pid, path=str(mask_spec))
+        record["mask_voxels"] = voxels
+        record["tumour_ml"] = voxels * float(np.prod(mask.GetSpacing())) / 1000.0
+    except WorkbenchError as exc:
+        problems.append(Problem(pid, exc.step or "mask", exc.message, str(mask_spec)))
+    if len(images) > 1:
+        try:
+            check_same_grid(images, patient=pid)
+        except WorkbenchError as exc:
+            problems.append(Problem(pid, "geometry", exc.message, str(mask_spec)))
+    if images:
+        geo = describe(next(iter(images.values())))
+        record.update(size=geo["size"], spacing_mm=tuple(round(s, 3) for s in geo["spacing"]))
+    return record, problems
+
+
+def check_cohort(cohort: CohortTable, *, jobs: int = 1, progress: bool = True) -> QCReport:
+    """Check every patient with complete paths (in parallel); never stops early."""
+    from joblib import Parallel, delayed
+    from tqdm.auto import tqdm
+
+    ready = cohort.imaging_ready()
+    rows = [row for _, row in ready.iterrows()]
+    results = Parallel(n_jobs=jobs, return_as="generator")(
+        delayed(check_patient)(row, cohort.phases) for row in rows)
+    records, problems = [], []
+    failed = 0
+    with tqdm(total=len(rows), desc="QC", unit="patient", disable=not progress) as bar:
+        for record, found in results:
+            records.append(record)
+            problems.extend(found)
+            failed += any(p.severity == "error" for p in found)
+            bar.update(1)
+            bar.set_postfix(failed=failed)
+    return QCReport(cohort=cohort, images=pd.DataFrame(records), problems=problems)
+
+
+def format_report(report: QCReport) -> str:
+    """Human-readable QC summary followed by every problem, one per line."""
+    c = report.cohort
+    df = c.df
+    labelled = df["pcr"].notna()
+    n_pcr = int((df["pcr"] == 1).sum())
+    lines = [
+        f"Cohort '{c.name}' ({c.source})",
+        f"  patients in table      : {len(df)}",
+        f"  with known pCR         : {int(labelled.sum())} ({n_pcr} pCR, "
+        f"{int(labelled.sum()) - n_pcr} non-pCR"
+        + (f", pCR rate {n_pcr / labelled.sum():.1%})" if labelled.any() else ")"),
+        f"  phases                 : {', '.join(c.phases)}",
+        f"  with complete images   : {len(c.imaging_ready())}",
+        f"  passing image QC       : {len(report.ok_patients)}",
+    ]
+    imgs = report.images
+    if not imgs.empty and "spacing_mm" in imgs:
+        sp = np.array([s for s in imgs["spacing_mm"].dropna()])
+        if sp.size:
+            lines.append(f"  in-plane spacing (mm)  : {sp[:, 0].min():.2f}–{sp[:, 0].max():.2f}; "
+                         f"slice spacing {sp[:, 2].min():.2f}–{sp[:, 2].max():.2f}")
+        if "tumour_ml" in imgs and imgs["tumour_ml"].notna().any():
+            v = imgs["tumour_ml"].dropna()
+            lines.append(f"  tumour volume (ml)     : median {v.median():.1f} "
+                         f"(range {v.min():.1f}–{v.max():.1f})")
+    problems = report.all_problems
+    n_err = sum(p.severity == "error" for p in problems)
+    lines.append(f"  problems               : {n_err} errors, {len(problems) - n_err} warnings")
+    lines += [f"  - {p}" for p in problems]
+    return "\n".join(lines)

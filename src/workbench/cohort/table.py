@@ -1,0 +1,294 @@
+"""The cohort table: one validated row per patient, the contract every stage reads.
+
+Columns
+-------
+``patient_id``
+    String identifier, unique within the cohort.
+``pcr``
+    Pathological complete response, nullable integer 0/1 (missing = unlabelled patient,
+    usable for prediction only).
+clinical
+    ``age`` (years), ``race``, ``er``, ``pgr``, ``hr``, ``her2`` (``positive`` /
+    ``negative`` / ``indeterminate``), ``hr_her2`` (``HR+/HER2-`` / ``HER2+`` /
+    ``triple negative``), ``laterality`` (``left`` / ``right``), ``mri_ld_mm`` (baseline
+    MRI longest diameter in mm, when the source has it). Missing values are allowed.
+images
+    ``image_<phase>`` for each DCE phase (``image_pre``, ``image_early``, ``image_late``;
+    more phases allowed) and ``mask``: paths to NIfTI/NRRD files or DICOM folders
+    (a DICOM folder may carry a temporal selector, ``DIR#t=K``, see
+    :mod:`workbench.imaging.io`).
+
+Validation never silently drops anything: a patient excluded for a bad identifier or label is
+removed from :attr:`CohortTable.df` and listed in :attr:`CohortTable.problems`; a patient whose
+images are missing stays in ``df`` (clinical analyses can use them) but is left out of
+:meth:`CohortTable.imaging_ready`, with a problem row saying why.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from workbench.errors import CohortError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PHASES: tuple[str, ...] = ("pre", "early", "late")
+IMAGE_PREFIX = "image_"
+MASK_COLUMN = "mask"
+STATUS_VALUES = ("positive", "negative", "indeterminate")
+HR_HER2_VALUES = ("HR+/HER2-", "HER2+", "triple negative")
+LATERALITY_VALUES = ("left", "right")
+CATEGORICAL_VOCAB: dict[str, tuple[str, ...] | None] = {
+    "race": None,  # free text, mapped by each loader from its dictionary
+    "er": STATUS_VALUES,
+    "pgr": STATUS_VALUES,
+    "hr": STATUS_VALUES,
+    "her2": STATUS_VALUES,
+    "hr_her2": HR_HER2_VALUES,
+    "laterality": LATERALITY_VALUES,
+}
+NUMERIC_CLINICAL = ("age", "mri_ld_mm")
+CLINICAL_COLUMNS: tuple[str, ...] = ("age", "race", "er", "pgr", "hr", "her2", "hr_her2",
+                                     "laterality", "mri_ld_mm")
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One thing found wrong with a cohort, recorded instead of raised.
+
+    ``severity`` is ``"error"`` (the patient is excluded from what the step needs) or
+    ``"warning"`` (reported, the patient stays).
+    """
+
+    patient_id: str | None
+    step: str
+    message: str
+    file: str | None = None
+    severity: str = "error"
+
+    def __str__(self) -> str:
+        who = f"[patient {self.patient_id}] " if self.patient_id is not None else ""
+        where = f" (file {self.file})" if self.file else ""
+        return f"{self.severity.upper()}: {who}{self.step}: {self.message}{where}"
+
+
+PROBLEM_COLUMNS = ["patient_id", "step", "severity", "file", "message"]
+
+
+def problems_frame(problems: Iterable[Problem]) -> pd.DataFrame:
+    """Problems as a tidy table (one row each, columns :data:`PROBLEM_COLUMNS`)."""
+    rows = [dataclasses.asdict(p) for p in problems]
+    return pd.DataFrame(rows, columns=PROBLEM_COLUMNS)
+
+
+def image_column(phase: str) -> str:
+    """Column holding the path of a DCE phase."""
+    return f"{IMAGE_PREFIX}{phase}"
+
+
+@dataclasses.dataclass
+class CohortTable:
+    """A validated cohort.
+
+    Attributes
+    ----------
+    name
+        Cohort name (``"synthetic"``, ``"ispy1"``...).
+    df
+        One row per patient (see module docstring for the columns).
+    phases
+        DCE phases present as ``image_<phase>`` columns, in acquisition order.
+    problems
+        Everything found wrong while loading and checking.
+    source
+        Where the cohort was read from.
+    """
+
+    name: str
+    df: pd.DataFrame
+    phases: tuple[str, ...] = DEFAULT_PHASES
+    problems: list[Problem] = dataclasses.field(default_factory=list)
+    source: str = ""
+
+    @property
+    def patient_ids(self) -> list[str]:
+        return self.df["patient_id"].tolist()
+
+    @property
+    def image_columns(self) -> list[str]:
+        return [image_column(p) for p in self.phases]
+
+    def problems_frame(self) -> pd.DataFrame:
+        return problems_frame(self.problems)
+
+    def patients_with_errors(self, steps: Iterable[str] | None = None) -> set[str]:
+        wanted = None if steps is None else set(steps)
+        return {p.patient_id for p in self.problems
+                if p.severity == "error" and p.patient_id is not None
+                and (wanted is None or p.step in wanted)}
+
+    def labelled(self) -> pd.DataFrame:
+        """Patients with a known pCR label."""
+        return self.df[self.df["pcr"].notna()].reset_index(drop=True)
+
+    def imaging_ready(self) -> pd.DataFrame:
+        """Patients whose every phase and mask path is present and free of recorded errors."""
+        cols = self.image_columns + [MASK_COLUMN]
+        present = [c for c in cols if c in self.df.columns]
+        if len(present) < len(cols):
+            return self.df.iloc[0:0].copy()
+        complete = self.df[present].notna().all(axis=1)
+        bad = self.patients_with_errors()
+        ok = complete & ~self.df["patient_id"].isin(bad)
+        return self.df[ok].reset_index(drop=True)
+
+    def add_problems(self, problems: Iterable[Problem]) -> None:
+        self.problems.extend(problems)
+
+    def save(self, out_dir: str | Path) -> Path:
+        """Write ``cohort.parquet`` and ``problems.csv`` into ``out_dir``."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        self.df.to_parquet(out / "cohort.parquet", index=False)
+        self.problems_frame().to_csv(out / "problems.csv", index=False)
+        return out
+
+
+def validate_cohort(
+    df: pd.DataFrame,
+    *,
+    name: str,
+    phases: Sequence[str] = DEFAULT_PHASES,
+    source: str | Path = "",
+    problems: Iterable[Problem] = (),
+    check_files: bool = True,
+) -> CohortTable:
+    """Validate a raw patient table and build a :class:`CohortTable`.
+
+    Checks identifiers (present, unique), labels (0/1 or missing), clinical vocabularies,
+    and image paths (present and existing on disk when ``check_files``). Bad identifiers
+    and labels exclude the patient; missing images are recorded and keep the patient for
+    clinical-only use. Nothing is dropped without a :class:`Problem` saying so.
+
+    Raises
+    ------
+    CohortError
+        When the table lacks a ``patient_id`` column or has no rows at all.
+    """
+    source = str(source)
+    found: list[Problem] = list(problems)
+    if "patient_id" not in df.columns:
+        raise CohortError(f"cohort table has no 'patient_id' column; columns are {list(df.columns)}",
+                          step="validate", path=source or None)
+    df = df.copy()
+    df["patient_id"] = df["patient_id"].map(_clean_id)
+    missing_id = df["patient_id"].isna()
+    for idx in df.index[missing_id]:
+        found.append(Problem(None, "validate", f"row {idx} has no patient_id; row skipped",
+                             source or None))
+    df = df[~missing_id]
+
+    dup_mask = df["patient_id"].duplicated(keep=False)
+    for pid, rows in df[dup_mask].groupby("patient_id").groups.items():
+        found.append(Problem(pid, "validate",
+                             f"duplicate patient_id in rows {sorted(int(r) for r in rows)}; "
+                             "all its rows excluded: make the identifiers unique",
+                             source or None))
+    df = df[~dup_mask]
+
+    df, label_problems = _validate_labels(df, source)
+    found += label_problems
+    found += _validate_clinical(df, source)
+
+    for col in [image_column(p) for p in phases] + [MASK_COLUMN]:
+        if col not in df.columns:
+            df[col] = pd.NA
+    if check_files:
+        found += _check_paths(df, phases)
+
+    for col in CLINICAL_COLUMNS:
+        if col not in df.columns:
+            df[col] = pd.NA
+    ordered = (["patient_id", "pcr"] + list(CLINICAL_COLUMNS)
+               + [image_column(p) for p in phases] + [MASK_COLUMN])
+    extra = [c for c in df.columns if c not in ordered]
+    df = df[ordered + extra].reset_index(drop=True)
+    for col in NUMERIC_CLINICAL:
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+    for col in CATEGORICAL_VOCAB:
+        df[col] = df[col].astype("object").where(df[col].notna(), None)
+    return CohortTable(name=name, df=df, phases=tuple(phases), problems=found, source=source)
+
+
+def _clean_id(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    text = str(value).strip()
+    return text or None
+
+
+def _validate_labels(df: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[Problem]]:
+    found: list[Problem] = []
+    if "pcr" not in df.columns:
+        df = df.assign(pcr=pd.array([pd.NA] * len(df), dtype="Int64"))
+        return df, found
+    raw = df["pcr"]
+    numeric = pd.to_numeric(raw, errors="coerce")
+    bad = (raw.notna() & ~numeric.isin([0, 1])) | (raw.notna() & numeric.isna())
+    for pid, value in zip(df.loc[bad, "patient_id"], raw[bad]):
+        found.append(Problem(pid, "validate",
+                             f"pcr label {value!r} is not 0, 1 or empty; patient excluded: "
+                             "fix the label (1 = pCR, 0 = residual disease, empty = unknown)",
+                             source or None))
+    df = df[~bad].copy()
+    df["pcr"] = pd.array(numeric[~bad], dtype="Int64")
+    return df, found
+
+
+def _validate_clinical(df: pd.DataFrame, source: str) -> list[Problem]:
+    found: list[Problem] = []
+    for col, vocab in CATEGORICAL_VOCAB.items():
+        if col not in df.columns or vocab is None:
+            continue
+        bad = df[col].notna() & ~df[col].isin(vocab)
+        for pid, value in zip(df.loc[bad, "patient_id"], df.loc[bad, col]):
+            found.append(Problem(pid, "validate",
+                                 f"{col} value {value!r} is not one of {list(vocab)}; "
+                                 "set to missing", source or None, "warning"))
+        df.loc[bad, col] = None
+    for col in NUMERIC_CLINICAL:
+        if col not in df.columns:
+            continue
+        numeric = pd.to_numeric(df[col], errors="coerce")
+        bad = df[col].notna() & numeric.isna()
+        for pid, value in zip(df.loc[bad, "patient_id"], df.loc[bad, col]):
+            found.append(Problem(pid, "validate", f"{col} value {value!r} is not a number; "
+                                 "set to missing", source or None, "warning"))
+        df[col] = numeric
+    return found
+
+
+def _check_paths(df: pd.DataFrame, phases: Sequence[str]) -> list[Problem]:
+    from workbench.imaging.io import split_selector
+
+    found: list[Problem] = []
+    cols = [(image_column(p), f"phase '{p}'") for p in phases] + [(MASK_COLUMN, "tumour mask")]
+    for _, row in df.iterrows():
+        pid = row["patient_id"]
+        for col, what in cols:
+            value = row[col]
+            if value is None or (not isinstance(value, str) and pd.isna(value)) or value == "":
+                found.append(Problem(pid, "load", f"missing {what}: no path given in column "
+                                     f"'{col}'", None))
+                continue
+            path, _ = split_selector(str(value))
+            if not Path(path).exists():
+                found.append(Problem(pid, "load", f"{what} file does not exist", str(value)))
+    return found

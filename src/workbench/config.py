@@ -1,0 +1,240 @@
+"""Typed run configuration, validated from YAML before any work starts.
+
+A config file is plain YAML; every section is optional except where noted and defaults are the
+study's settings. Unknown keys and bad values fail at load time with a message that names the
+file, the dotted key, the value received and the allowed values::
+
+    configs/demo.yaml: selection.alpha: value 2.0 is invalid: Input should be less than 1
+    configs/demo.yaml: protocol.kinds.0: 'honst' is not allowed; allowed values: 'honest', 'paper'
+    configs/demo.yaml: cohort.pth: unknown key; allowed keys here: format, path, phases, ...
+
+Load once at the entry point with :func:`load_config` and pass the typed object (or its
+sections) down.
+"""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from workbench.errors import ConfigError
+
+CohortFormat = Literal["manifest", "ispy1", "mama_mia", "breastdcedl", "synthetic"]
+NetworkName = Literal["resnet50", "densenet169", "inceptionv3", "inceptionresnetv2",
+                      "efficientnetb0"]
+ClassifierName = Literal["lr", "lda", "svm_rbf", "knn", "rf", "extra_trees", "adaboost",
+                         "xgboost", "catboost", "mlp"]
+FeatureSetName = Literal["clinical", "radiomics", "kinetic", "resnet50", "densenet169",
+                         "inceptionv3", "inceptionresnetv2", "efficientnetb0", "deep", "fusion",
+                         "fusion_clinical", "fusion_clinical_kinetic"]
+ProtocolName = Literal["honest", "paper"]
+
+ALL_NETWORKS: tuple[str, ...] = typing.get_args(NetworkName)
+ALL_CLASSIFIERS: tuple[str, ...] = typing.get_args(ClassifierName)
+ALL_FEATURE_SETS: tuple[str, ...] = typing.get_args(FeatureSetName)
+
+Probability = Annotated[float, Field(gt=0, lt=1)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SyntheticConfig(_Section):
+    n: Annotated[int, Field(ge=4, le=5000)] = 163
+    seed: int = 0
+
+
+class CohortConfig(_Section):
+    format: CohortFormat = "synthetic"
+    path: str | None = Field(None, description="Manifest CSV, dataset root or output folder "
+                                               "(synthetic); relative to the config file.")
+    phases: tuple[str, ...] = ("pre", "early", "late")
+    synthetic: SyntheticConfig = SyntheticConfig()
+
+    @model_validator(mode="after")
+    def _path_needed(self) -> CohortConfig:
+        if self.format != "synthetic" and not self.path:
+            raise ValueError(f"cohort.path is required when cohort.format is '{self.format}'")
+        if len(set(self.phases)) != len(self.phases) or not self.phases:
+            raise ValueError(f"cohort.phases must be distinct and non-empty, got {self.phases}")
+        return self
+
+
+class PreprocessingConfig(_Section):
+    n4: bool = True
+    n4_mode: Literal["per_phase", "shared"] = "shared"
+    n4_shrink_factor: Annotated[int, Field(ge=1, le=8)] = 4
+    spacing_mm: Annotated[float, Field(gt=0, le=5)] = 1.0
+    image_interpolator: Literal["bspline", "linear"] = "bspline"
+    zscore_region: Literal["body", "all"] = "body"
+
+
+class RadiomicsConfig(_Section):
+    phases: tuple[str, ...] = ("pre", "early")
+    params: str = "radiomics/paper.yaml"
+
+
+class KineticConfig(_Section):
+    enabled: bool = True
+    pe_threshold: Annotated[float, Field(gt=0, le=5)] = 0.7
+    ser_washout: Annotated[float, Field(gt=0, le=5)] = 1.1
+
+
+class DeepConfig(_Section):
+    networks: tuple[NetworkName, ...] = ALL_NETWORKS  # type: ignore[assignment]
+    weights: str = Field("imagenet", description="imagenet | random | path to weight files")
+    require_pretrained: bool = False
+    channels: Literal["phases", "grey"] = "phases"
+    margin: Annotated[float, Field(ge=0, le=2)] = 0.2
+    image_size: Annotated[int, Field(ge=32, le=1024)] = 224
+    batch_size: Annotated[int, Field(ge=1, le=1024)] = 32
+    fine_tune: bool = False
+
+
+class LassoConfig(_Section):
+    model: Literal["logistic", "linear"] = "logistic"
+    n_alphas: Annotated[int, Field(ge=2, le=1000)] = 100
+    alpha_min: Annotated[float, Field(gt=0)] = 1e-4
+    alpha_max: Annotated[float, Field(gt=0)] = 1.0
+    cv_folds: Annotated[int, Field(ge=2, le=50)] = 10
+    max_iter: Annotated[int, Field(ge=100)] = 100_000
+    tol: Annotated[float, Field(gt=0, lt=1)] = 1e-6
+
+    @model_validator(mode="after")
+    def _range(self) -> LassoConfig:
+        if self.alpha_min >= self.alpha_max:
+            raise ValueError(f"selection.lasso.alpha_min ({self.alpha_min}) must be below "
+                             f"alpha_max ({self.alpha_max})")
+        return self
+
+
+class SelectionConfig(_Section):
+    variance_threshold: Annotated[float, Field(ge=0)] = 1e-8
+    alpha: Probability = 0.05
+    lasso: LassoConfig = LassoConfig()
+
+
+class ProtocolConfig(_Section):
+    kinds: tuple[ProtocolName, ...] = ("honest", "paper")
+    test_size: Probability = 0.3
+    cv_folds: Annotated[int, Field(ge=2, le=20)] = 5
+    repeats: Annotated[int, Field(ge=1, le=100)] = 1
+    threshold: Literal["fixed", "youden"] = "fixed"
+    fixed_threshold: Probability = 0.5
+
+
+class AuditConfig(_Section):
+    permutations: Annotated[int, Field(ge=0, le=1000)] = 20
+
+
+class RunConfig(_Section):
+    """The whole run: one object, loaded once (see :func:`load_config`)."""
+
+    version: Literal[1] = 1
+    name: str = "run"
+    description: str = ""
+    seed: int = 42
+    jobs: Annotated[int, Field(ge=1, le=256)] = 2
+    cohort: CohortConfig = CohortConfig()
+    preprocessing: PreprocessingConfig = PreprocessingConfig()
+    radiomics: RadiomicsConfig = RadiomicsConfig()
+    kinetic: KineticConfig = KineticConfig()
+    deep: DeepConfig = DeepConfig()
+    selection: SelectionConfig = SelectionConfig()
+    feature_sets: tuple[FeatureSetName, ...] = ALL_FEATURE_SETS  # type: ignore[assignment]
+    classifiers: tuple[ClassifierName, ...] = ALL_CLASSIFIERS  # type: ignore[assignment]
+    protocol: ProtocolConfig = ProtocolConfig()
+    audit: AuditConfig = AuditConfig()
+    source: str | None = Field(None, exclude=True, description="file the config came from")
+
+    @model_validator(mode="after")
+    def _phases_consistent(self) -> RunConfig:
+        missing = [p for p in self.radiomics.phases if p not in self.cohort.phases]
+        if missing:
+            raise ValueError(f"radiomics.phases {missing} are not among cohort.phases "
+                             f"{list(self.cohort.phases)}")
+        for field in ("feature_sets", "classifiers"):
+            values = getattr(self, field)
+            if len(set(values)) != len(values):
+                raise ValueError(f"{field} lists a name twice: {list(values)}")
+        return self
+
+    def resolve_path(self, value: str | None) -> Path | None:
+        """A path from the config, relative to the config file's folder."""
+        if value is None:
+            return None
+        p = Path(value).expanduser()
+        if p.is_absolute() or self.source is None:
+            return p
+        return (Path(self.source).parent / p).resolve()
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int) or current is None:
+            continue
+        field = current.model_fields.get(part) if hasattr(current, "model_fields") else None
+        if field is None:
+            return []
+        ann = field.annotation
+        current = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return list(current.model_fields) if current is not None else []
+
+
+def _format_error(err: dict, source: str, model: type[BaseModel]) -> str:
+    loc = tuple(err.get("loc", ()))
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        allowed = [k for k in _allowed_keys(model, loc) if k != "source"]
+        return f"{source}: {key}: unknown key; allowed keys here: {', '.join(allowed)}"
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        return (f"{source}: {key}: {err.get('input')!r} is not allowed; "
+                f"allowed values: {expected}")
+    msg = err.get("msg", "invalid value").removeprefix("Value error, ")
+    if "input" in err and not isinstance(err["input"], dict):
+        return f"{source}: {key}: value {err['input']!r} is invalid: {msg}"
+    return f"{source}: {key}: {msg}"
+
+
+def parse_config(data: dict[str, Any] | None, *, source: str = "<config>") -> RunConfig:
+    """Validate a config mapping; raise :class:`ConfigError` listing every problem."""
+    data = dict(data or {})
+    if "source" in data:
+        raise ConfigError(f"{source}: source: unknown key (reserved)", step="config",
+                          path=source)
+    try:
+        return RunConfig.model_validate({**data, "source": source})
+    except ValidationError as exc:
+        lines = [_format_error(e, source, RunConfig) for e in exc.errors()]
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines),
+                          step="config", path=source) from None
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a YAML run config.
+
+    Raises
+    ------
+    ConfigError
+        On a missing file, invalid YAML, an unknown key or a bad value.
+    """
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("config file not found", step="config", path=p)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML: {exc}", step="config", path=p) from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"a config file must hold a mapping at the top, got "
+                          f"{type(data).__name__}", step="config", path=p)
+    return parse_config(data, source=str(p))

@@ -1,0 +1,1 @@
+"""Metrics with confidence intervals, DeLong, calibration, decision curves, SHAP, Table 1."""

@@ -1,0 +1,88 @@
+"""Geometry checks: every phase and the mask of a patient must share one grid."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from workbench.errors import GeometryError, ImageError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import SimpleITK as sitk
+
+SPACING_TOL = 1e-3  # relative
+ORIGIN_TOL_MM = 1e-2  # absolute, in mm; scaled by spacing below
+DIRECTION_TOL = 1e-4
+
+
+def describe(image: "sitk.Image") -> dict:
+    """Size, spacing, origin and direction of an image as plain Python values."""
+    return {
+        "size": tuple(int(s) for s in image.GetSize()),
+        "spacing": tuple(float(s) for s in image.GetSpacing()),
+        "origin": tuple(float(s) for s in image.GetOrigin()),
+        "direction": tuple(float(s) for s in image.GetDirection()),
+    }
+
+
+def geometry_mismatch(reference: "sitk.Image", other: "sitk.Image") -> str | None:
+    """Describe how ``other``'s grid differs from ``reference``'s, or ``None`` if it matches.
+
+    Tolerances: spacing within 0.1 % relative, origin within 10 % of the smallest voxel
+    side (at least 0.01 mm), direction cosines within 1e-4.
+    """
+    a, b = describe(reference), describe(other)
+    if a["size"] != b["size"]:
+        return f"size {b['size']} != {a['size']}"
+    sa, sb = np.array(a["spacing"]), np.array(b["spacing"])
+    if not np.allclose(sa, sb, rtol=SPACING_TOL, atol=0):
+        return f"spacing {tuple(np.round(sb, 4))} != {tuple(np.round(sa, 4))}"
+    origin_tol = max(ORIGIN_TOL_MM, 0.1 * float(sa.min()))
+    if np.abs(np.array(a["origin"]) - np.array(b["origin"])).max() > origin_tol:
+        return f"origin {tuple(np.round(b['origin'], 3))} != {tuple(np.round(a['origin'], 3))}"
+    if np.abs(np.array(a["direction"]) - np.array(b["direction"])).max() > DIRECTION_TOL:
+        return "direction cosines differ"
+    return None
+
+
+def check_same_grid(images: Mapping[str, "sitk.Image"], *, patient: str | None = None,
+                    reference: str | None = None) -> None:
+    """Raise :class:`GeometryError` unless all ``images`` share the reference's grid."""
+    if not images:
+        return
+    ref_name = reference or next(iter(images))
+    ref = images[ref_name]
+    for name, image in images.items():
+        if name == ref_name:
+            continue
+        why = geometry_mismatch(ref, image)
+        if why is not None:
+            raise GeometryError(f"{name} does not match {ref_name} grid: {why}; "
+                                "resample it onto the phase grid or fix the export",
+                                patient=patient, step="geometry")
+
+
+def check_mask(mask: "sitk.Image", *, patient: str | None = None, path: str | None = None) -> int:
+    """Check a tumour mask is binary and non-empty; return its voxel count.
+
+    Raises
+    ------
+    ImageError
+        On an empty mask or values other than 0 and 1 (labels maps must be binarised
+        explicitly, so that nobody trains on the wrong label by accident).
+    """
+    import SimpleITK as sitk
+
+    arr = sitk.GetArrayViewFromImage(mask)
+    values = np.unique(arr)
+    if not np.all(np.isin(values, (0, 1))):
+        shown = ", ".join(str(v) for v in values[:8]) + (" ..." if len(values) > 8 else "")
+        raise ImageError(f"mask is not binary (values {shown}); expected 0 = background, "
+                         "1 = tumour", patient=patient, step="mask", path=path)
+    count = int((arr == 1).sum())
+    if count == 0:
+        raise ImageError("mask is empty (no tumour voxel)", patient=patient, step="mask",
+                         path=path)
+    return count

@@ -1,0 +1,301 @@
+"""Preprocess a whole cohort: per-patient failure isolation, parallelism, content-addressed cache.
+
+Layout of ``out_dir``::
+
+    out_dir/
+      <cache_key>/            one folder per patient input set + settings
+        image_<phase>.nii.gz  z-scored phases on the 1 mm grid (float32)
+        mask.nii.gz           tumour mask on the same grid (uint8)
+        done.json             record + provenance; its presence marks the folder complete
+
+``cache_key`` hashes the *contents* of every input file (a DICOM folder: every file in it and
+the temporal selector), the settings' :meth:`~PreprocessSettings.key` and the SimpleITK
+version. A rerun with the same inputs and settings recomputes nothing; renaming or moving the
+raw data does not invalidate the cache, editing a file or a setting does. Each folder is built
+under a temporary name and renamed into place in one step, with ``done.json`` written last
+inside it, so a killed run never leaves a half patient that looks complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import traceback
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from workbench.cohort.table import MASK_COLUMN, CohortTable, Problem, image_column, problems_frame
+from workbench.errors import WorkbenchError
+from workbench.imaging.io import split_selector, write_image
+from workbench.imaging.preprocess import PreprocessSettings, preprocess_patient
+
+log = logging.getLogger(__name__)
+
+DONE_FILE = "done.json"
+_CHUNK = 1 << 20
+
+
+@dataclasses.dataclass
+class PreprocessResult:
+    """What :func:`preprocess_cohort` produced.
+
+    Attributes
+    ----------
+    table
+        One row per preprocessed patient: ``patient_id``, ``image_<phase>`` and ``mask``
+        (paths of the preprocessed NIfTI files), ``cache_key``, ``cached`` and the record
+        columns of :func:`~workbench.imaging.preprocess.preprocess_patient`.
+    problems
+        One :class:`~workbench.cohort.table.Problem` per patient skipped or failed.
+    n_cached, n_computed
+        Patients found in the cache / computed in this run.
+    """
+
+    table: pd.DataFrame
+    problems: list[Problem]
+    n_cached: int
+    n_computed: int
+    out_dir: Path
+
+    def problems_frame(self) -> pd.DataFrame:
+        return problems_frame(self.problems)
+
+
+# --------------------------------------------------------------------------- hashing
+def _hash_file(path: Path, h: hashlib._Hash) -> None:
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+
+
+def input_digest(spec: str) -> str:
+    """sha256 of an input's contents: a file, or a DICOM folder (+ its ``#t=K`` selector).
+
+    A folder hashes every file below it, with its relative name, in sorted order.
+    """
+    path, temporal = split_selector(str(spec))
+    p = Path(path)
+    h = hashlib.sha256()
+    if p.is_dir():
+        h.update(b"dir\0")
+        for f in sorted(q for q in p.rglob("*") if q.is_file()):
+            h.update(f.relative_to(p).as_posix().encode() + b"\0")
+            _hash_file(f, h)
+        h.update(f"t={temporal}".encode())
+    else:
+        h.update(b"file\0")
+        _hash_file(p, h)
+    return h.hexdigest()
+
+
+def cache_key(paths: Mapping[str, str], mask_path: str, settings: PreprocessSettings) -> str:
+    """Key of one patient's output folder (see module docstring); 24 hex digits."""
+    import SimpleITK as sitk
+
+    h = hashlib.sha256()
+    h.update(f"settings={settings.key()};sitk={sitk.Version_VersionString()}".encode())
+    for name, spec in list(paths.items()) + [(MASK_COLUMN, mask_path)]:
+        h.update(f";{name}=".encode() + input_digest(spec).encode())
+    return h.hexdigest()[:24]
+
+
+# --------------------------------------------------------------------------- one patient
+def _output_files(phases: list[str]) -> dict[str, str]:
+    files = {image_column(p): f"{image_column(p)}.nii.gz" for p in phases}
+    files[MASK_COLUMN] = "mask.nii.gz"
+    return files
+
+
+def _load_done(folder: Path, phases: list[str]) -> dict | None:
+    """The folder's ``done.json`` if it is complete (every output present), else ``None``."""
+    done = folder / DONE_FILE
+    if not done.is_file():
+        return None
+    try:
+        meta = json.loads(done.read_text())
+    except (OSError, ValueError):
+        return None
+    files = _output_files(phases)
+    if meta.get("files") != files or not all((folder / f).is_file() for f in files.values()):
+        return None
+    return meta
+
+
+def _row(pid: str, folder: Path, meta: dict, cached: bool) -> dict:
+    row = {"patient_id": pid}
+    row.update({col: str(folder / name) for col, name in meta["files"].items()})
+    row["cache_key"] = folder.name
+    row["cached"] = cached
+    row.update({k: v for k, v in meta["record"].items() if k != "patient_id"})
+    return row
+
+
+def _process_one(pid: str, paths: dict[str, str], mask_path: str, settings: PreprocessSettings,
+                 out_dir: Path, threads: int | None) -> dict:
+    """Preprocess one patient into the cache; never raises (returns an outcome dict)."""
+    if threads:
+        import SimpleITK as sitk
+
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+    phases = list(paths)
+    step, file = "cache", None
+    try:
+        key = cache_key(paths, mask_path, settings)
+        folder = out_dir / key
+        meta = _load_done(folder, phases)
+        if meta is not None:
+            return {"status": "cached", "row": _row(pid, folder, meta, True)}
+        step = "preprocess"
+        result = preprocess_patient(paths, mask_path, settings, patient=pid)
+        step = "write"
+        tmp = out_dir / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir(parents=True)
+        try:
+            files = _output_files(phases)
+            for phase, image in result.images.items():
+                write_image(image, tmp / files[image_column(phase)])
+            write_image(result.mask, tmp / files[MASK_COLUMN])
+            meta = {"cache_key": key, "settings": dataclasses.asdict(settings),
+                    "settings_key": settings.key(), "inputs": {**paths, MASK_COLUMN: mask_path},
+                    "files": files, "record": result.record, "simpleitk": _sitk_version()}
+            (tmp / DONE_FILE).write_text(json.dumps(meta, indent=1, default=str))
+            if folder.exists():  # stale incomplete folder from an older run
+                shutil.rmtree(folder, ignore_errors=True)
+            try:
+                os.replace(tmp, folder)
+            except OSError:
+                if _load_done(folder, phases) is None:  # not a concurrent identical patient
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return {"status": "computed", "row": _row(pid, folder, meta, False)}
+    except WorkbenchError as err:
+        cause = err.__cause__
+        tb = None
+        if cause is not None and not isinstance(cause, WorkbenchError):
+            tb = "".join(traceback.format_exception(cause))
+        return {"status": "failed", "traceback": tb,
+                "problem": Problem(pid, err.step or step, err.message, err.path or file)}
+    except Exception as exc:
+        return {"status": "failed", "traceback": traceback.format_exc(),
+                "problem": Problem(pid, step, f"unexpected {type(exc).__name__}: {exc}", file)}
+
+
+def _sitk_version() -> str:
+    import SimpleITK as sitk
+
+    return sitk.Version_VersionString()
+
+
+# --------------------------------------------------------------------------- cohort
+def preprocess_cohort(cohort: CohortTable, out_dir: str | Path, *,
+                      settings: PreprocessSettings | None = None, jobs: int = 1,
+                      progress: bool = True) -> PreprocessResult:
+    """Preprocess every imaging-ready patient of ``cohort`` into a content-addressed cache.
+
+    Parameters
+    ----------
+    cohort
+        Validated cohort; only :meth:`CohortTable.imaging_ready` patients are processed, the
+        others are reported as skipped with the reason recorded at validation.
+    out_dir
+        Cache folder (see module docstring), e.g. ``data/interim/preprocessed``.
+    settings
+        Preprocessing parameters (default :class:`PreprocessSettings()`).
+    jobs
+        Patients processed in parallel (joblib processes); ``-1`` = one per CPU. SimpleITK's
+        own threads are divided between the jobs.
+    progress
+        Show a tqdm bar with done / cached / failed counts.
+
+    Returns
+    -------
+    PreprocessResult
+        A failing patient never stops the batch: it becomes a problem row.
+    """
+    from tqdm.auto import tqdm
+
+    settings = PreprocessSettings() if settings is None else settings
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ready = cohort.imaging_ready()
+    problems = _skipped(cohort, set(ready["patient_id"]))
+    phases = list(cohort.phases)
+    tasks = [(str(r["patient_id"]), {p: str(r[image_column(p)]) for p in phases},
+              str(r[MASK_COLUMN])) for _, r in ready.iterrows()]
+    n_jobs = _n_jobs(jobs, len(tasks))
+    threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else None
+    start = time.perf_counter()
+    log.info("preprocessing %d patients (%d skipped) into %s with %d job(s), settings %s",
+             len(tasks), len(problems), out, n_jobs, settings.key())
+
+    if n_jobs == 1:
+        outcomes = (_process_one(pid, paths, mask, settings, out, None)
+                    for pid, paths, mask in tasks)
+    else:
+        from joblib import Parallel, delayed
+
+        outcomes = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+            delayed(_process_one)(pid, paths, mask, settings, out, threads)
+            for pid, paths, mask in tasks)
+
+    rows, counts = [], {"computed": 0, "cached": 0, "failed": 0}
+    with tqdm(total=len(tasks), desc="preprocess", unit="patient", disable=not progress) as bar:
+        for outcome in outcomes:
+            counts[outcome["status"]] += 1
+            if outcome["status"] == "failed":
+                problem = outcome["problem"]
+                problems.append(problem)
+                log.warning("%s", problem)
+                if outcome.get("traceback"):
+                    log.error("traceback for patient %s:\n%s", problem.patient_id,
+                              outcome["traceback"])
+            else:
+                rows.append(outcome["row"])
+            bar.set_postfix(done=counts["computed"] + counts["cached"],
+                            cached=counts["cached"], failed=counts["failed"], refresh=False)
+            bar.update()
+
+    order = {pid: i for i, (pid, _, _) in enumerate(tasks)}
+    rows.sort(key=lambda r: order[r["patient_id"]])
+    lead = ["patient_id"] + [image_column(p) for p in phases] + [MASK_COLUMN, "cache_key",
+                                                                  "cached"]
+    table = pd.DataFrame(rows)
+    table = table[lead + [c for c in table.columns if c not in lead]] if rows else \
+        pd.DataFrame(columns=lead)
+    log.info("preprocessing done in %.1f s: %d computed, %d cached, %d failed, %d skipped",
+             time.perf_counter() - start, counts["computed"], counts["cached"],
+             counts["failed"], len(problems) - counts["failed"])
+    return PreprocessResult(table=table, problems=problems, n_cached=counts["cached"],
+                            n_computed=counts["computed"], out_dir=out)
+
+
+def _n_jobs(jobs: int, n_tasks: int) -> int:
+    cpus = os.cpu_count() or 1
+    n = cpus if jobs in (-1, 0) else (max(1, cpus + 1 + jobs) if jobs < -1 else jobs)
+    return max(1, min(n, n_tasks))
+
+
+def _skipped(cohort: CohortTable, ready: set[str]) -> list[Problem]:
+    """One problem per patient left out of preprocessing, with the recorded reasons."""
+    found = []
+    for pid in cohort.patient_ids:
+        if pid in ready:
+            continue
+        reasons = [p for p in cohort.problems if p.patient_id == pid and p.severity == "error"]
+        if reasons:
+            for reason in reasons:
+                found.append(Problem(pid, "preprocess", f"skipped, not imaging-ready: "
+                                     f"{reason.step}: {reason.message}", reason.file))
+        else:
+            found.append(Problem(pid, "preprocess", "skipped, not imaging-ready: a phase or "
+                                 "mask path is missing", None))
+    return found

@@ -1,0 +1,1 @@
+"""Classifier registry, per-feature-set pipelines, protocols (honest / paper) and CV."""

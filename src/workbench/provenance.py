@@ -1,0 +1,128 @@
+"""Run manifests: every output folder says what made it.
+
+``run_manifest.json`` holds the config, seed, package versions, the git commit (and whether
+the tree was dirty), the command line, the platform and a sha256 of every input file, so a
+number can always be traced back to exactly what produced it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Iterable, Mapping
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+MANIFEST_NAME = "run_manifest.json"
+TRACKED_PACKAGES = (
+    "pcr-fusion-workbench", "numpy", "scipy", "pandas", "pyarrow", "SimpleITK", "pydicom",
+    "nibabel", "pyradiomics-bhklab", "PyWavelets", "scikit-learn", "xgboost-cpu", "catboost",
+    "shap", "skops", "tensorflow-cpu", "keras", "dask", "distributed", "panel", "holoviews",
+    "bokeh", "pydantic", "pyyaml",
+)
+
+
+def package_versions(packages: Iterable[str] = TRACKED_PACKAGES) -> dict[str, str | None]:
+    """Installed versions of ``packages`` (``None`` when not installed); no imports."""
+    out: dict[str, str | None] = {}
+    for name in packages:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_state(repo: str | Path | None = None) -> dict[str, Any]:
+    """Commit hash and dirtiness of the workbench checkout (``None`` outside git)."""
+    cwd = Path(repo) if repo else Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                                text=True, timeout=5, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                    cwd=cwd, capture_output=True, text=True, timeout=5,
+                                    check=True).stdout.strip())
+        return {"commit": commit, "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file, streamed."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def sha256_path(path: str | Path) -> str:
+    """sha256 of a file, or of a folder (its files' relative names and contents, sorted)."""
+    p = Path(path)
+    if p.is_file():
+        return sha256_file(p)
+    h = hashlib.sha256()
+    for f in sorted(x for x in p.rglob("*") if x.is_file()):
+        h.update(str(f.relative_to(p)).encode())
+        h.update(sha256_file(f).encode())
+    return h.hexdigest()
+
+
+def hash_inputs(paths: Mapping[str, str | Path] | Iterable[str | Path]) -> dict[str, str | None]:
+    """Map each input (by label, or by its path) to its sha256, ``None`` if missing."""
+    items = paths.items() if isinstance(paths, Mapping) else ((str(p), p) for p in paths)
+    out: dict[str, str | None] = {}
+    for label, p in items:
+        path = Path(str(p).split("#t=")[0])
+        out[str(label)] = sha256_path(path) if path.exists() else None
+    return out
+
+
+def build_manifest(*, config: Any = None, inputs: Mapping[str, str | Path] | None = None,
+                   extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Assemble the provenance record (see module docstring)."""
+    cfg = None
+    if config is not None:
+        cfg = config.model_dump(mode="json") if hasattr(config, "model_dump") else config
+    return {
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "config": cfg,
+        "config_file": getattr(config, "source", None),
+        "seed": getattr(config, "seed", None) if config is not None else None,
+        "git": git_state(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "packages": package_versions(),
+        "inputs": hash_inputs(inputs or {}),
+        **dict(extra or {}),
+    }
+
+
+def write_manifest(out_dir: str | Path, **kwargs: Any) -> Path:
+    """Write ``run_manifest.json`` into ``out_dir`` atomically; see :func:`build_manifest`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / MANIFEST_NAME
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(build_manifest(**kwargs), indent=2, default=str) + "\n")
+    os.replace(tmp, target)
+    return target
+
+
+def cohort_inputs(df: Any, columns: Iterable[str]) -> dict[str, str]:
+    """``{"<patient>/<column>": path}`` for every non-empty path cell of a cohort table."""
+    out: dict[str, str] = {}
+    for _, row in df.iterrows():
+        for col in columns:
+            value = row.get(col)
+            if isinstance(value, str) and value:
+                out[f"{row['patient_id']}/{col}"] = value
+    return out

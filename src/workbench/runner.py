@@ -1,0 +1,176 @@
+"""The pipeline as a chain of cached stages writing one run directory.
+
+Stages so far: cohort (generate the synthetic cohort if needed, load, validate) → image QC →
+preprocessing (N4 → 1 mm → z-score, content-addressed cache under ``data/interim``) →
+Table 1 → run manifest. Later stages (features, selection, models, report) append to the same
+run directory.
+
+Run directory layout::
+
+    data/runs/<name>/
+      run_manifest.json      config, seed, versions, git commit, input hashes
+      cohort/cohort.parquet  the validated cohort table
+      cohort/problems.csv    everything found wrong (loading + QC + preprocessing)
+      qc/qc_images.csv       per-patient grid and tumour volume
+      preprocessed.parquet   per-patient paths to the preprocessed images + records
+      table1/table1.{csv,html}
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from workbench.cohort.table import CohortTable, problems_frame
+from workbench.config import RunConfig
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_RUNS = REPO_ROOT / "data" / "runs"
+DEFAULT_INTERIM = REPO_ROOT / "data" / "interim"
+
+
+def cohort_stage(cfg: RunConfig, *, jobs: int = 1, progress: bool = True) -> CohortTable:
+    """Load (and for ``synthetic``, first generate) the configured cohort."""
+    from workbench.cohort import load_cohort
+
+    path = cfg.resolve_path(cfg.cohort.path)
+    fmt = cfg.cohort.format
+    if fmt == "synthetic":
+        path = path or (REPO_ROOT / "data" / "raw" / "synthetic")
+        syn = cfg.cohort.synthetic
+        if not _synthetic_matches(path, syn.n, syn.seed):
+            from workbench.cohort.synthetic import generate_cohort
+
+            log.info("generating the synthetic cohort (n=%d, seed=%d) in %s", syn.n, syn.seed,
+                     path)
+            generate_cohort(path, n=syn.n, seed=syn.seed, jobs=jobs, progress=progress)
+        return load_cohort(path / "manifest.csv", fmt="manifest", phases=cfg.cohort.phases)
+    return load_cohort(path, fmt=fmt, phases=cfg.cohort.phases)
+
+
+def _synthetic_matches(path: Path, n: int, seed: int) -> bool:
+    import json
+
+    summary = path / "synth_summary.json"
+    if not (path / "manifest.csv").is_file() or not summary.is_file():
+        return False
+    info = json.loads(summary.read_text())
+    return info.get("n") == n and info.get("seed") == seed
+
+
+def preprocess_settings(cfg: RunConfig):
+    """Map the config's ``preprocessing`` section onto :class:`PreprocessSettings`."""
+    from workbench.imaging.preprocess import PreprocessSettings
+
+    pp = cfg.preprocessing
+    return PreprocessSettings(n4=pp.n4, n4_mode=pp.n4_mode, shrink_factor=pp.n4_shrink_factor,
+                              spacing_mm=pp.spacing_mm,
+                              image_interpolator=pp.image_interpolator,
+                              zscore_region=pp.zscore_region)
+
+
+def preprocess_stage(cohort: CohortTable, cfg: RunConfig, out: Path | None = None, *,
+                     jobs: int = 1, progress: bool = True):
+    """Preprocess every imaging-ready patient into the content-addressed cache."""
+    from workbench.imaging.pipeline import preprocess_cohort
+
+    out = out or DEFAULT_INTERIM / "preprocessed"
+    return preprocess_cohort(cohort, out, settings=preprocess_settings(cfg), jobs=jobs,
+                             progress=progress)
+
+
+def table1_stage(cohort: CohortTable, out: Path, *, seed: int = 42, test_size: float = 0.3):
+    """Table 1 on the labelled patients, split as every protocol splits them."""
+    from workbench.evaluation.table1 import table1, write_table1
+    from workbench.models.split import stratified_split
+
+    labelled = cohort.labelled()
+    split = stratified_split(labelled["patient_id"], labelled["pcr"], test_size=test_size,
+                             seed=seed)
+    table = table1(labelled, split)
+    notes = [f"Cohort '{cohort.name}': {len(labelled)} patients with known pCR of "
+             f"{len(cohort.df)}; stratified {1 - test_size:.0%}/{test_size:.0%} split, "
+             f"seed {seed}.",
+             "Continuous: mean ± SD, Wilcoxon rank-sum. Categorical: n (% of known), "
+             "Fisher's exact (2×2) or χ². 'missing' rows are not in percentages or tests."]
+    paths = write_table1(table, out, title=f"Table 1 — {cohort.name}", notes=notes)
+    split.rename_axis("patient_id").reset_index().to_csv(Path(out) / "split.csv", index=False)
+    return table, paths
+
+
+@dataclass
+class RunResult:
+    """What :func:`run_pipeline` made: the run directory and a short summary."""
+
+    run_dir: Path
+    summary: list[str]
+
+
+def run_pipeline(cfg: RunConfig, *, out: Path | None = None, jobs: int | None = None,
+                 progress: bool = True) -> RunResult:
+    """Run every implemented stage for ``cfg``; the run directory holds every output."""
+    from workbench.cohort.check import check_cohort
+    from workbench.provenance import cohort_inputs, write_manifest
+
+    jobs = jobs or cfg.jobs
+    run_dir = Path(out) if out else DEFAULT_RUNS / cfg.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    cohort = cohort_stage(cfg, jobs=jobs, progress=progress)
+    timings["cohort"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    qc = check_cohort(cohort, jobs=jobs, progress=progress)
+    (run_dir / "qc").mkdir(exist_ok=True)
+    qc.images.to_csv(run_dir / "qc" / "qc_images.csv", index=False)
+    cohort.add_problems(qc.problems)
+    timings["qc"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    pre = preprocess_stage(cohort, cfg, jobs=jobs, progress=progress)
+    cohort.add_problems(pre.problems)
+    pre.table.to_parquet(run_dir / "preprocessed.parquet", index=False)
+    timings["preprocess"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    table1_stage(cohort, run_dir / "table1", seed=cfg.seed, test_size=cfg.protocol.test_size)
+    timings["table1"] = time.perf_counter() - t0
+
+    cohort.save(run_dir / "cohort")
+    inputs = cohort_inputs(cohort.df, cohort.image_columns + ["mask"])
+    if cfg.source:
+        inputs["config"] = cfg.source
+    write_manifest(run_dir, config=cfg, inputs=inputs,
+                   extra={"stages_seconds": {k: round(v, 2) for k, v in timings.items()},
+                          "cohort": {"name": cohort.name, "source": cohort.source,
+                                     "patients": len(cohort.df),
+                                     "preprocessed": len(pre.table),
+                                     "problems": len(cohort.problems)}})
+    return RunResult(run_dir, _summary(cohort, pre, timings, run_dir))
+
+
+def _summary(cohort: CohortTable, pre, timings: dict[str, float], run_dir: Path) -> list[str]:
+    probs = problems_frame(cohort.problems)
+    n_err = int((probs["severity"] == "error").sum()) if not probs.empty else 0
+    lines = [f"cohort {cohort.name}: {len(cohort.df)} patients, "
+             f"{int(cohort.df['pcr'].notna().sum())} labelled",
+             f"preprocessed {len(pre.table)} ({pre.n_computed} computed, {pre.n_cached} cached)",
+             f"problems: {n_err} errors, {len(probs) - n_err} warnings "
+             f"(see {run_dir / 'cohort' / 'problems.csv'})",
+             "stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items())]
+    for line in lines:
+        log.info(line)
+    return lines
+
+
+def load_run_table(run_dir: Path, name: str) -> pd.DataFrame:
+    """Read one parquet table of a run directory."""
+    return pd.read_parquet(Path(run_dir) / f"{name}.parquet")
