@@ -95,6 +95,20 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ibsi(args: argparse.Namespace) -> int:
+    from workbench.features.ibsi import format_report, run_ibsi
+
+    report = run_ibsi(Path(args.phantom), Path(args.reference))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        report.to_csv(out / "ibsi_rows.csv")
+        report.to_json(out / "ibsi_report.json")
+        print(f"IBSI tables written to {out}")
+    print(format_report(report))  # its last line is the conformance verdict
+    return 0 if report.matched == report.total else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from workbench.config import load_config
     from workbench.runner import run_pipeline
@@ -152,6 +166,15 @@ def build_parser() -> argparse.ArgumentParser:
     c = csub.add_parser("check", help="validate a run config YAML")
     c.add_argument("file")
     c.set_defaults(func=cmd_config_check)
+
+    shared = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ibsi1"
+    p = sub.add_parser("ibsi", help="IBSI-1 digital phantom conformance of the radiomics layer")
+    p.add_argument("--phantom", default=str(shared / "digital_phantom"),
+                   help="folder with image.nii.gz and mask.nii.gz")
+    p.add_argument("--reference", default=str(shared / "reference_values.csv"),
+                   help="IBSI-1 reference values CSV")
+    p.add_argument("--out", help="also write ibsi_rows.csv and ibsi_report.json here")
+    p.set_defaults(func=cmd_ibsi)
 
     p = sub.add_parser("demo", help="run the pipeline on the configured cohort")
     p.add_argument("--config", default="configs/demo.yaml")

@@ -70,7 +70,7 @@ def preprocess_settings(cfg: RunConfig):
 
     pp = cfg.preprocessing
     return PreprocessSettings(n4=pp.n4, n4_mode=pp.n4_mode, shrink_factor=pp.n4_shrink_factor,
-                              spacing_mm=pp.spacing_mm,
+                              target_spacing=pp.spacing_mm,
                               image_interpolator=pp.image_interpolator,
                               zscore_region=pp.zscore_region)
 

@@ -1,0 +1,1 @@
+"""Feature extraction: radiomics (PyRadiomics + IBSI layer), kinetic and deep CNN features."""
