@@ -42,7 +42,7 @@ def check_patient(row: pd.Series, phases: tuple[str, ...]) -> tuple[dict, list[P
     """Read one patient's phases and mask and check geometry, mask and values."""
     import SimpleITK as sitk
 
-    from workbench.imaging.geometry import check_mask, check_same_grid, describe
+    from workbench.imaging.geometry import align_mask, check_mask, check_same_grid, describe
     from workbench.imaging.io import read_image
 
     pid = str(row["patient_id"])
@@ -64,6 +64,10 @@ def check_patient(row: pd.Series, phases: tuple[str, ...]) -> tuple[dict, list[P
     mask_spec = row[MASK_COLUMN]
     try:
         mask = read_image(mask_spec, patient=pid, what="tumour mask")
+        space = row.get("mask_space")
+        if images and isinstance(space, str) and space != "grid":
+            mask = align_mask(mask, next(iter(images.values())), mask_space=space,
+                              patient=pid, path=str(mask_spec))
         images["tumour mask"] = mask
         voxels = check_mask(mask, patient=pid, path=str(mask_spec))
         record["mask_voxels"] = voxels

@@ -124,7 +124,7 @@ def describe_dicom_series(folder: str | Path, *, patient: str | None = None) -> 
 
 
 def read_dicom_series(folder: str | Path, temporal_position: int | None = None,
-                      patient: str | None = None) -> "sitk.Image":
+                      patient: str | None = None) -> sitk.Image:
     """Read one volume of the DICOM series stored in ``folder``.
 
     Parameters

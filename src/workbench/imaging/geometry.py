@@ -86,3 +86,42 @@ def check_mask(mask: "sitk.Image", *, patient: str | None = None, path: str | No
         raise ImageError("mask is empty (no tumour voxel)", patient=patient, step="mask",
                          path=path)
     return count
+
+
+MASK_SPACES = ("grid", "physical")
+
+
+def align_mask(mask: "sitk.Image", reference: "sitk.Image", *, mask_space: str = "grid",
+               patient: str | None = None, path: str | None = None) -> "sitk.Image":
+    """Return the mask on the reference image's grid.
+
+    ``mask_space="grid"`` (the default) requires the mask to share the reference grid and
+    raises :class:`GeometryError` otherwise. ``"physical"`` is for masks drawn on another grid
+    of the same scan (e.g. the I-SPY1 STV masks, released on 1 mm resampled images): the mask is
+    resampled into the reference grid by nearest neighbour in physical space, and the result
+    must keep at least half of the tumour volume (else the two do not overlap: an error).
+    """
+    import SimpleITK as sitk
+
+    if mask_space not in MASK_SPACES:
+        raise GeometryError(f"mask_space must be one of {MASK_SPACES}, got {mask_space!r}",
+                            patient=patient, step="geometry", path=path)
+    why = geometry_mismatch(reference, mask)
+    if why is None:
+        return mask
+    if mask_space == "grid":
+        raise GeometryError(f"tumour mask does not match the image grid: {why}; fix the "
+                            "export, or mark the cohort's masks as mask_space='physical'",
+                            patient=patient, step="geometry", path=path)
+    before = float((sitk.GetArrayViewFromImage(mask) == 1).sum()) * float(
+        np.prod(mask.GetSpacing()))
+    out = sitk.Resample(sitk.Cast(mask, sitk.sitkUInt8), reference, sitk.Transform(),
+                        sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+    after = float((sitk.GetArrayViewFromImage(out) == 1).sum()) * float(
+        np.prod(reference.GetSpacing()))
+    if before > 0 and after < 0.5 * before:
+        raise GeometryError(f"tumour mask lies mostly outside the image in physical space "
+                            f"({after / 1000:.2f} of {before / 1000:.2f} ml kept after "
+                            "resampling onto the image grid); check origin/direction",
+                            patient=patient, step="geometry", path=path)
+    return out

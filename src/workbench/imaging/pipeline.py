@@ -33,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.cohort.table import MASK_COLUMN, CohortTable, Problem, image_column, problems_frame
-from workbench.errors import WorkbenchError
+from workbench.errors import ImageError, WorkbenchError
 from workbench.imaging.io import split_selector, write_image
 from workbench.imaging.preprocess import PreprocessSettings, preprocess_patient
 
@@ -84,24 +84,31 @@ def input_digest(spec: str) -> str:
     path, temporal = split_selector(str(spec))
     p = Path(path)
     h = hashlib.sha256()
-    if p.is_dir():
-        h.update(b"dir\0")
-        for f in sorted(q for q in p.rglob("*") if q.is_file()):
-            h.update(f.relative_to(p).as_posix().encode() + b"\0")
-            _hash_file(f, h)
-        h.update(f"t={temporal}".encode())
-    else:
-        h.update(b"file\0")
-        _hash_file(p, h)
+    try:
+        if p.is_dir():
+            h.update(b"dir\0")
+            for f in sorted(q for q in p.rglob("*") if q.is_file()):
+                h.update(f.relative_to(p).as_posix().encode() + b"\0")
+                _hash_file(f, h)
+            h.update(f"t={temporal}".encode())
+        else:
+            h.update(b"file\0")
+            _hash_file(p, h)
+    except OSError as exc:
+        raise ImageError(f"cannot read input to hash it ({type(exc).__name__}: {exc.strerror})",
+                         step="read", path=spec) from exc
     return h.hexdigest()
 
 
-def cache_key(paths: Mapping[str, str], mask_path: str, settings: PreprocessSettings) -> str:
+def cache_key(paths: Mapping[str, str], mask_path: str, settings: PreprocessSettings,
+              mask_space: str = "grid") -> str:
     """Key of one patient's output folder (see module docstring); 24 hex digits."""
     import SimpleITK as sitk
 
     h = hashlib.sha256()
     h.update(f"settings={settings.key()};sitk={sitk.Version_VersionString()}".encode())
+    if mask_space != "grid":
+        h.update(f";mask_space={mask_space}".encode())
     for name, spec in list(paths.items()) + [(MASK_COLUMN, mask_path)]:
         h.update(f";{name}=".encode() + input_digest(spec).encode())
     return h.hexdigest()[:24]
@@ -139,7 +146,7 @@ def _row(pid: str, folder: Path, meta: dict, cached: bool) -> dict:
 
 
 def _process_one(pid: str, paths: dict[str, str], mask_path: str, settings: PreprocessSettings,
-                 out_dir: Path, threads: int | None) -> dict:
+                 out_dir: Path, threads: int | None, mask_space: str = "grid") -> dict:
     """Preprocess one patient into the cache; never raises (returns an outcome dict)."""
     if threads:
         import SimpleITK as sitk
@@ -148,13 +155,14 @@ def _process_one(pid: str, paths: dict[str, str], mask_path: str, settings: Prep
     phases = list(paths)
     step, file = "cache", None
     try:
-        key = cache_key(paths, mask_path, settings)
+        key = cache_key(paths, mask_path, settings, mask_space)
         folder = out_dir / key
         meta = _load_done(folder, phases)
         if meta is not None:
             return {"status": "cached", "row": _row(pid, folder, meta, True)}
         step = "preprocess"
-        result = preprocess_patient(paths, mask_path, settings, patient=pid)
+        result = preprocess_patient(paths, mask_path, settings, patient=pid,
+                                    mask_space=mask_space)
         step = "write"
         tmp = out_dir / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir(parents=True)
@@ -229,8 +237,11 @@ def preprocess_cohort(cohort: CohortTable, out_dir: str | Path, *,
     ready = cohort.imaging_ready()
     problems = _skipped(cohort, set(ready["patient_id"]))
     phases = list(cohort.phases)
+    has_space = "mask_space" in ready.columns
     tasks = [(str(r["patient_id"]), {p: str(r[image_column(p)]) for p in phases},
-              str(r[MASK_COLUMN])) for _, r in ready.iterrows()]
+              str(r[MASK_COLUMN]),
+              str(r["mask_space"]) if has_space and isinstance(r["mask_space"], str) else "grid")
+             for _, r in ready.iterrows()]
     n_jobs = _n_jobs(jobs, len(tasks))
     threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else None
     start = time.perf_counter()
@@ -238,14 +249,14 @@ def preprocess_cohort(cohort: CohortTable, out_dir: str | Path, *,
              len(tasks), len(problems), out, n_jobs, settings.key())
 
     if n_jobs == 1:
-        outcomes = (_process_one(pid, paths, mask, settings, out, None)
-                    for pid, paths, mask in tasks)
+        outcomes = (_process_one(pid, paths, mask, settings, out, None, space)
+                    for pid, paths, mask, space in tasks)
     else:
         from joblib import Parallel, delayed
 
         outcomes = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-            delayed(_process_one)(pid, paths, mask, settings, out, threads)
-            for pid, paths, mask in tasks)
+            delayed(_process_one)(pid, paths, mask, settings, out, threads, space)
+            for pid, paths, mask, space in tasks)
 
     rows, counts = [], {"computed": 0, "cached": 0, "failed": 0}
     with tqdm(total=len(tasks), desc="preprocess", unit="patient", disable=not progress) as bar:
@@ -264,7 +275,7 @@ def preprocess_cohort(cohort: CohortTable, out_dir: str | Path, *,
                             cached=counts["cached"], failed=counts["failed"], refresh=False)
             bar.update()
 
-    order = {pid: i for i, (pid, _, _) in enumerate(tasks)}
+    order = {task[0]: i for i, task in enumerate(tasks)}
     rows.sort(key=lambda r: order[r["patient_id"]])
     lead = ["patient_id"] + [image_column(p) for p in phases] + [MASK_COLUMN, "cache_key",
                                                                   "cached"]

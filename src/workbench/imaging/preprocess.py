@@ -32,9 +32,15 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 from workbench.errors import ConfigError, GeometryError, ImageError, PreprocessError, WorkbenchError
-from workbench.imaging.geometry import check_mask, check_same_grid, geometry_mismatch
+from workbench.imaging.geometry import (
+    align_mask,
+    check_mask,
+    check_same_grid,
+    geometry_mismatch,
+)
 from workbench.imaging.io import read_image
 
 log = logging.getLogger(__name__)
@@ -171,10 +177,11 @@ def _same_grid_or_raise(ref: sitk.Image, other: sitk.Image, what: str, step: str
 def body_mask(image: sitk.Image, *, patient: str | None = None) -> sitk.Image:
     """Binary (uint8) mask of the body: everything that is not air.
 
-    Otsu threshold of a Gaussian-smoothed copy (smoothing keeps low-signal air noise from
-    crossing the threshold), the largest connected component, a small closing, then holes
-    filled slice by slice (dark fat or cysts inside the breast belong to the body; a 3D fill
-    would miss holes that touch the field-of-view edge).
+    Otsu threshold of a lightly Gaussian-smoothed copy (smoothing keeps low-signal air noise
+    from crossing the threshold; more smoothing would pull the edge inwards), the largest
+    connected component, a small closing, then holes filled slice by slice (dark fat or cysts
+    inside the breast belong to the body; a 3D fill would miss holes that touch the
+    field-of-view edge).
     """
     with _step("body mask", patient):
         img = _float32(image)
@@ -185,18 +192,18 @@ def body_mask(image: sitk.Image, *, patient: str | None = None) -> sitk.Image:
         if float(arr.max()) <= float(arr.min()):
             raise PreprocessError("image is constant; cannot separate body from air",
                                   patient=patient, step="body mask")
-        sigma = 2.0 * max(image.GetSpacing())
+        sigma = min(image.GetSpacing())  # one voxel: tames air noise, keeps the skin line
         smooth = sitk.SmoothingRecursiveGaussian(img, sigma)
         fg = sitk.OtsuThreshold(smooth, 0, 1, 256)
         cc = sitk.RelabelComponent(sitk.ConnectedComponent(fg), sortByObjectSize=True)
         largest = sitk.Cast(cc == 1, sitk.sitkUInt8)
         largest = sitk.BinaryMorphologicalClosing(largest, [1, 1, 1], sitk.sitkBall, 1)
-        slices = [sitk.BinaryFillhole(largest[:, :, k], fullyConnected=False, foregroundValue=1)
-                  for k in range(largest.GetSize()[2])]
-        mask = sitk.JoinSeries(slices)
+        solid = sitk.GetArrayFromImage(largest).astype(bool)  # [z, y, x]
+        for k in range(solid.shape[0]):
+            solid[k] = ndimage.binary_fill_holes(solid[k])
+        mask = sitk.GetImageFromArray(solid.astype(np.uint8))
         mask.CopyInformation(image)
-        mask = sitk.Cast(mask, sitk.sitkUInt8)
-    if not sitk.GetArrayViewFromImage(mask).any():
+    if not solid.any():
         raise PreprocessError("body mask is empty", patient=patient, step="body mask")
     return mask
 
@@ -389,7 +396,8 @@ def zscore_patient(images: Mapping[str, sitk.Image], region_mask: sitk.Image | N
 # --------------------------------------------------------------------------- one patient
 def preprocess_patient(paths: Mapping[str, str], mask_path: str,
                        settings: PreprocessSettings | None = None, *,
-                       patient: str | None = None) -> PreprocessedPatient:
+                       patient: str | None = None,
+                       mask_space: str = "grid") -> PreprocessedPatient:
     """Read, check, N4-correct, resample to 1 mm and z-score one patient.
 
     Parameters
@@ -402,6 +410,9 @@ def preprocess_patient(paths: Mapping[str, str], mask_path: str,
         Preprocessing parameters (default :class:`PreprocessSettings()`).
     patient
         Patient identifier, for error messages and the record.
+    mask_space
+        ``"grid"``: the mask must share the phases' grid; ``"physical"``: it is resampled
+        onto it (see :func:`workbench.imaging.geometry.align_mask`).
 
     Returns
     -------
@@ -429,6 +440,8 @@ def preprocess_patient(paths: Mapping[str, str], mask_path: str,
         phases[name] = image
     mask = read_image(mask_path, patient=patient, what="tumour mask")
     first = next(iter(phases))
+    mask = align_mask(mask, phases[first], mask_space=mask_space, patient=patient,
+                      path=str(mask_path))
     for name, image in list(phases.items())[1:] + [("mask", mask)]:
         try:
             check_same_grid({first: phases[first], name: image}, patient=patient, reference=first)
