@@ -23,6 +23,17 @@ def _load_cohort(args: argparse.Namespace):
     return load_cohort(args.cohort, fmt=args.format)
 
 
+def _provenance(out: str | Path, *, config=None, cohort=None, inputs=None, extra=None) -> Path:
+    """Write run_manifest.json (config, seed, versions, git, input hashes) into ``out``."""
+    from workbench.provenance import cohort_inputs, write_manifest
+
+    files = dict(inputs or {})
+    if cohort is not None:
+        files["cohort_source"] = cohort.source
+        files.update(cohort_inputs(cohort.df, cohort.image_columns + ["mask"]))
+    return write_manifest(out, config=config, inputs=files, extra=extra)
+
+
 def cmd_synth(args: argparse.Namespace) -> int:
     from workbench.cohort.synthetic import generate_cohort
 
@@ -31,6 +42,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
     import json
 
     summary = json.loads((Path(args.out) / "synth_summary.json").read_text())
+    _provenance(args.out, config={"n": args.n, "seed": args.seed,
+                                  "settings": summary.get("settings")},
+                extra={"seed": args.seed, "outputs": {"manifest": str(manifest)}})
     print(f"Synthetic cohort: {summary['n']} patients, seed {summary['seed']}, "
           f"pCR rate {summary['pcr_rate']:.1%}")
     print(f"Oracle AUC (true probabilities): cohort {summary['oracle_auc_realised']:.3f}, "
@@ -52,6 +66,7 @@ def cmd_cohort_check(args: argparse.Namespace) -> int:
 
         problems_frame(report.all_problems).to_csv(out / "qc_problems.csv", index=False)
         report.images.to_csv(out / "qc_images.csv", index=False)
+        _provenance(out, cohort=cohort)
         print(f"QC tables written to {out}")
     n_err = sum(p.severity == "error" for p in report.all_problems)
     return 1 if (n_err and args.strict) else 0
@@ -65,6 +80,8 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     cohort = _load_cohort(args)
     result = preprocess_stage(cohort, cfg, Path(args.out), jobs=args.jobs or cfg.jobs,
                               progress=not args.quiet)
+    result.table.to_parquet(Path(args.out) / "preprocessed.parquet", index=False)
+    _provenance(args.out, config=cfg, cohort=cohort)
     print(f"Preprocessed {len(result.table)} patients ({result.n_computed} computed, "
           f"{result.n_cached} from cache, {len(result.problems)} problems) into {args.out}")
     for p in result.problems:
@@ -78,6 +95,9 @@ def cmd_table1(args: argparse.Namespace) -> int:
     cohort = _load_cohort(args)
     table, paths = table1_stage(cohort, Path(args.out), seed=args.seed,
                                 test_size=args.test_size)
+    _provenance(args.out, cohort=cohort, config={"seed": args.seed,
+                                                 "test_size": args.test_size},
+                extra={"seed": args.seed})
     import pandas as pd
 
     with pd.option_context("display.width", 200, "display.max_columns", 20):
@@ -104,6 +124,7 @@ def cmd_ibsi(args: argparse.Namespace) -> int:
         out.mkdir(parents=True, exist_ok=True)
         report.to_csv(out / "ibsi_rows.csv")
         report.to_json(out / "ibsi_report.json")
+        _provenance(out, inputs={"phantom": args.phantom, "reference": args.reference})
         print(f"IBSI tables written to {out}")
     print(format_report(report))  # its last line is the conformance verdict
     return 0 if report.matched == report.total else 1

@@ -95,7 +95,8 @@ def build_manifest(*, config: Any = None, inputs: Mapping[str, str | Path] | Non
         "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
         "config": cfg,
         "config_file": getattr(config, "source", None),
-        "seed": getattr(config, "seed", None) if config is not None else None,
+        "seed": (config.get("seed") if isinstance(config, Mapping)
+                 else getattr(config, "seed", None)),
         "git": git_state(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),

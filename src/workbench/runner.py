@@ -25,8 +25,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from workbench.cohort.table import CohortTable, problems_frame
+from workbench.cohort.table import CohortTable, Problem, problems_frame
 from workbench.config import RunConfig
+from workbench.errors import CohortError
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +113,23 @@ class RunResult:
     summary: list[str]
 
 
-def run_pipeline(cfg: RunConfig, *, out: Path | None = None, jobs: int | None = None,
-                 progress: bool = True) -> RunResult:
-    """Run every implemented stage for ``cfg``; the run directory holds every output."""
+def run_pipeline(cfg: RunConfig, *, out: Path | None = None, cache_dir: Path | None = None,
+                 jobs: int | None = None, progress: bool = True) -> RunResult:
+    """Run every implemented stage for ``cfg``; the run directory holds every output.
+
+    Parameters
+    ----------
+    cfg
+        The validated run config.
+    out
+        Run directory (default ``data/runs/<cfg.name>``).
+    cache_dir
+        Content-addressed caches (default ``data/interim``); safe to share between runs.
+    jobs
+        Parallel workers (default ``cfg.jobs``).
+    progress
+        Show progress bars.
+    """
     from workbench.cohort.check import check_cohort
     from workbench.provenance import cohort_inputs, write_manifest
 
@@ -135,13 +150,19 @@ def run_pipeline(cfg: RunConfig, *, out: Path | None = None, jobs: int | None = 
     timings["qc"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    pre = preprocess_stage(cohort, cfg, jobs=jobs, progress=progress)
+    cache = Path(cache_dir) if cache_dir else DEFAULT_INTERIM
+    pre = preprocess_stage(cohort, cfg, cache / "preprocessed", jobs=jobs, progress=progress)
     cohort.add_problems(pre.problems)
     pre.table.to_parquet(run_dir / "preprocessed.parquet", index=False)
     timings["preprocess"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    table1_stage(cohort, run_dir / "table1", seed=cfg.seed, test_size=cfg.protocol.test_size)
+    try:
+        table1_stage(cohort, run_dir / "table1", seed=cfg.seed,
+                     test_size=cfg.protocol.test_size)
+    except CohortError as exc:  # e.g. a class too small to split: recorded, not fatal
+        cohort.add_problems([Problem(None, "table1", f"Table 1 skipped: {exc.message}",
+                                     None, "warning")])
     timings["table1"] = time.perf_counter() - t0
 
     cohort.save(run_dir / "cohort")
