@@ -1,0 +1,298 @@
+"""The two protocols: ``honest`` (leakage-free, the default) and ``paper`` (the study's order).
+
+honest
+    Stratified 70/30 split (fixed seed). On the 70 %, stratified k-fold CV (optionally
+    repeated) in which **every** label-fitted step — variance filter, univariate tests, LASSO,
+    signature weights, imputation, scaling, classifier — is fitted on the training folds only.
+    The final models are refitted on the whole 70 % and scored once on the 30 %.
+paper
+    The study's order: filters, LASSO and signatures are fitted on the **whole cohort**
+    (test patients included), then the split, CV and classifiers. The test patients' labels
+    have shaped the signatures, so its test AUC is optimistic; every output says so.
+
+Selection runs once per (protocol, block, repeat, fold) and its signatures are shared by every
+feature set and classifier that uses the block; folds run in parallel (joblib).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from workbench.errors import WorkbenchError
+from workbench.models.feature_sets import (
+    CLINICAL_PREFIX,
+    FEATURE_SETS,
+    FeatureSet,
+    block_columns,
+)
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("honest", "paper")
+LEAKAGE_WARNING = ("PAPER PROTOCOL: features and signatures were selected on the whole "
+                   "cohort, test patients included; test metrics are optimistically biased "
+                   "(label leakage).")
+
+#: ``factory(block, seed) -> estimator`` mapping a block's columns to one ``sig__<block>``
+SelectorFactory = Callable[[str, int], object]
+#: ``factory(classifier_name, seed) -> estimator`` with predict_proba
+ClassifierFactory = Callable[[str, int], object]
+
+
+class ModellingError(WorkbenchError):
+    """The modelling inputs cannot support the requested protocol."""
+
+
+@dataclass
+class ProtocolSettings:
+    """What a protocol run needs (from the run config's ``protocol`` section)."""
+
+    test_size: float = 0.3
+    cv_folds: int = 5
+    repeats: int = 1
+    seed: int = 42
+    jobs: int = 1
+
+
+@dataclass
+class ProtocolResult:
+    """Everything a protocol produced, as tidy tables."""
+
+    protocol: str
+    predictions: pd.DataFrame  # patient_id, protocol, feature_set, classifier, split, repeat, fold, probability, label
+    selection: pd.DataFrame  # protocol, block, repeat, fold, stage, feature, kept, test, p, coefficient
+    signatures: pd.DataFrame  # patient_id, protocol, block, repeat, fold, split, value
+    split: pd.Series  # patient_id -> train / test
+    final_models: dict = field(default_factory=dict)  # (feature_set, classifier) -> FusionModel
+    skipped: list[dict] = field(default_factory=list)  # recorded, explained skips
+    seconds: float = 0.0
+    warning: str | None = None
+
+
+def check_inputs(features: pd.DataFrame, y: pd.Series, *, min_per_class: int = 3) -> pd.Series:
+    """Align labels to the feature table and refuse inputs no protocol can use.
+
+    Raises
+    ------
+    ModellingError
+        On patient IDs that do not match, missing labels, a single class or fewer than
+        ``min_per_class`` patients in a class.
+    """
+    y = pd.Series(y).copy()
+    y.index = y.index.astype(str)
+    idx = features.index.astype(str)
+    missing = sorted(set(idx) - set(y.index))
+    extra = sorted(set(y.index) - set(idx))
+    if missing:
+        raise ModellingError(f"{len(missing)} patients of the feature table have no label "
+                             f"(e.g. {missing[:5]}); feature tables and cohort must share "
+                             "patient IDs", step="model")
+    if extra:
+        log.warning("%d labelled patients have no features and are left out (e.g. %s)",
+                    len(extra), extra[:5])
+    y = y.loc[idx]
+    if y.isna().any():
+        raise ModellingError(f"{int(y.isna().sum())} patients have no pCR label; drop "
+                             "unlabelled patients before modelling", step="model")
+    counts = y.astype(int).value_counts().reindex([0, 1], fill_value=0)
+    if (counts < min_per_class).any():
+        raise ModellingError(f"class counts {counts.to_dict()}: each class needs at least "
+                             f"{min_per_class} patients to split and cross-validate",
+                             step="model")
+    return y.astype(int)
+
+
+def _design(sigs: pd.DataFrame, clinical: pd.DataFrame, fs: FeatureSet) -> pd.DataFrame:
+    parts = [sigs[[c for c in fs.signature_columns if c in sigs.columns]]]
+    if fs.clinical:
+        parts.append(clinical.loc[sigs.index])
+    return pd.concat(parts, axis=1)
+
+
+def _fit_blocks(features: pd.DataFrame, y: pd.Series, fit_ids, blocks: Sequence[str],
+                selector: SelectorFactory, seed: int) -> tuple[dict, list[dict]]:
+    fitted, skipped = {}, []
+    for block in blocks:
+        cols = block_columns(features.columns, block)
+        est = selector(block, seed)
+        try:
+            est.fit(features.loc[fit_ids, cols], y.loc[fit_ids])
+        except (ValueError, WorkbenchError) as exc:
+            skipped.append({"block": block, "reason": str(exc)})
+            log.warning("block %s skipped: %s", block, exc)
+            continue
+        fitted[block] = est
+    return fitted, skipped
+
+
+def _signatures(fitted: dict, features: pd.DataFrame, ids) -> pd.DataFrame:
+    cols = []
+    for block, est in fitted.items():
+        out = est.transform(features.loc[ids, block_columns(features.columns, block)])
+        out = pd.DataFrame(np.asarray(out), index=ids).iloc[:, :1]
+        out.columns = [f"sig__{block}"]
+        cols.append(out)
+    return pd.concat(cols, axis=1) if cols else pd.DataFrame(index=ids)
+
+
+def _run_fold(features, clinical, y, train_ids, eval_ids, sets, classifiers, selector,
+              make_clf, seed, *, fitted=None, keep_models=False):
+    """Fit (or reuse) block selection, then every set × classifier; predict ``eval_ids``."""
+    blocks = sorted({b for fs in sets for b in fs.blocks})
+    skipped: list[dict] = []
+    if fitted is None:
+        fitted, skipped = _fit_blocks(features, y, train_ids, blocks, selector, seed)
+    sig_train = _signatures(fitted, features, train_ids)
+    sig_eval = _signatures(fitted, features, eval_ids)
+    preds, models = [], {}
+    for fs in sets:
+        missing = [b for b in fs.blocks if b not in fitted]
+        if missing or (not fs.blocks and not fs.clinical):
+            skipped.append({"feature_set": fs.name, "reason": f"blocks {missing} skipped"})
+            continue
+        Xtr, Xev = _design(sig_train, clinical, fs), _design(sig_eval, clinical, fs)
+        for name in classifiers:
+            clf = make_clf(name, seed)
+            clf.fit(Xtr, y.loc[train_ids])
+            proba = clf.predict_proba(Xev)[:, 1]
+            preds.append(pd.DataFrame({"patient_id": list(eval_ids), "feature_set": fs.name,
+                                       "classifier": name, "probability": proba,
+                                       "label": y.loc[eval_ids].to_numpy()}))
+            if keep_models:
+                models[(fs.name, name)] = clf
+    return preds, fitted, skipped, models, sig_train, sig_eval
+
+
+def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, y: pd.Series,
+                 *, feature_sets: Sequence[str], classifiers: Sequence[str],
+                 selector: SelectorFactory, make_clf: ClassifierFactory,
+                 settings: ProtocolSettings | None = None,
+                 progress: bool = False) -> ProtocolResult:
+    """Run ``protocol`` over the grid feature sets × classifiers.
+
+    Parameters
+    ----------
+    protocol
+        ``"honest"`` or ``"paper"`` (see module docstring).
+    features
+        Extracted features, index ``patient_id``, block columns chosen by prefix.
+    clinical
+        ``clin__`` design matrix (index ``patient_id``; may have no columns).
+    y
+        pCR labels (0/1) indexed by ``patient_id``.
+    feature_sets, classifiers
+        Names from :data:`~workbench.models.feature_sets.FEATURE_SETS` and the classifier
+        registry.
+    selector, make_clf
+        Factories for block selection pipelines and classifier pipelines.
+    """
+    from joblib import Parallel, delayed
+    from sklearn.model_selection import StratifiedKFold
+
+    from workbench.models.split import stratified_split
+
+    if protocol not in PROTOCOLS:
+        raise ModellingError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}",
+                             step="model")
+    s = settings or ProtocolSettings()
+    start = time.perf_counter()
+    y = check_inputs(features, y, min_per_class=max(3, s.cv_folds if s.cv_folds else 3))
+    features = features.copy()
+    features.index = features.index.astype(str)
+    clinical = clinical.reindex(features.index)
+    clinical = clinical[[c for c in clinical.columns if str(c).startswith(CLINICAL_PREFIX)]]
+    sets = [FEATURE_SETS[n] for n in feature_sets]
+    blocks = sorted({b for fs in sets for b in fs.blocks})
+    empty = [b for b in blocks if not block_columns(features.columns, b)]
+    skipped = [{"block": b, "reason": "no column with this prefix in the feature table"}
+               for b in empty]
+    usable = [fs for fs in sets if not set(fs.blocks) & set(empty)]
+    skipped += [{"feature_set": fs.name, "reason": f"needs missing blocks "
+                 f"{sorted(set(fs.blocks) & set(empty))}"} for fs in sets if fs not in usable]
+    if not usable:
+        raise ModellingError("no feature set can run: " + "; ".join(
+            f"{d.get('feature_set', d.get('block'))}: {d['reason']}" for d in skipped),
+            step="model")
+
+    split = stratified_split(pd.Series(features.index), y.reindex(features.index),
+                             test_size=s.test_size, seed=s.seed)
+    train_ids = split.index[split == "train"].tolist()
+    test_ids = split.index[split == "test"].tolist()
+    y_train = y.loc[train_ids]
+
+    shared = None
+    if protocol == "paper":  # the study: selection on everyone, before the split
+        shared, skip = _fit_blocks(features, y, features.index.tolist(), blocks, selector,
+                                   s.seed)
+        skipped += skip
+
+    tasks = []
+    for r in range(s.repeats):
+        skf = StratifiedKFold(n_splits=s.cv_folds, shuffle=True, random_state=s.seed + r)
+        for k, (tr, ev) in enumerate(skf.split(np.zeros(len(train_ids)), y_train)):
+            tasks.append((r, k, [train_ids[i] for i in tr], [train_ids[i] for i in ev]))
+    tasks.append((-1, -1, train_ids, test_ids))  # the final refit, scored once on test
+
+    def one(task):
+        r, k, tr, ev = task
+        preds, fitted, skip, models, sig_tr, sig_ev = _run_fold(
+            features, clinical, y, tr, ev, usable, classifiers, selector, make_clf, s.seed,
+            fitted=shared, keep_models=(r == -1))
+        for p in preds:
+            p["split"] = "test" if r == -1 else "cv"
+            p["repeat"], p["fold"] = r, k
+        return task, preds, fitted, skip, models, sig_tr, sig_ev
+
+    outputs = Parallel(n_jobs=s.jobs)(delayed(one)(t) for t in tasks)
+    predictions, selections, signatures, final_models = [], [], [], {}
+    for (r, k, tr, ev), preds, fitted, skip, models, sig_tr, sig_ev in outputs:
+        predictions += preds
+        skipped += [{**d, "repeat": r, "fold": k} for d in skip]
+        if r == -1:
+            final_models = {key: (fitted, clf) for key, clf in models.items()}
+        if protocol == "honest" or r == -1:
+            selections.append(_trace(fitted, r, k))
+        for name, frame in (("train", sig_tr), ("eval", sig_ev)):
+            if not frame.empty:
+                long = frame.rename_axis("patient_id").reset_index().melt(
+                    id_vars="patient_id", var_name="block", value_name="value")
+                long["block"] = long["block"].str.removeprefix("sig__")
+                long["repeat"], long["fold"] = r, k
+                long["split"] = ("test" if r == -1 else "cv") if name == "eval" else "fit"
+                signatures.append(long)
+    pred = pd.concat(predictions, ignore_index=True) if predictions else pd.DataFrame()
+    pred.insert(1, "protocol", protocol)
+    sel = pd.concat(selections, ignore_index=True) if selections else pd.DataFrame()
+    if not sel.empty:
+        sel.insert(0, "protocol", protocol)
+    sig = pd.concat(signatures, ignore_index=True) if signatures else pd.DataFrame()
+    if not sig.empty:
+        sig.insert(1, "protocol", protocol)
+    return ProtocolResult(protocol=protocol, predictions=pred, selection=sel, signatures=sig,
+                          split=split, final_models=final_models, skipped=skipped,
+                          seconds=time.perf_counter() - start,
+                          warning=LEAKAGE_WARNING if protocol == "paper" else None)
+
+
+def _trace(fitted: dict, repeat: int, fold: int) -> pd.DataFrame:
+    frames = []
+    for block, est in fitted.items():
+        try:
+            from workbench.selection import selection_trace
+
+            t = selection_trace(est)
+        except (ImportError, AttributeError, TypeError):
+            continue
+        t.insert(0, "block", block)
+        frames.append(t)
+    if not frames:
+        return pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True)
+    out["repeat"], out["fold"] = repeat, fold
+    return out
