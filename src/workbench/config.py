@@ -67,7 +67,7 @@ class CohortConfig(_Section):
 class PreprocessingConfig(_Section):
     n4: bool = True
     n4_mode: Literal["per_phase", "shared"] = "shared"
-    n4_shrink_factor: Annotated[int, Field(ge=1, le=8)] = 4
+    n4_shrink_factor: Annotated[int, Field(ge=1, le=8)] = 6
     spacing_mm: Annotated[float, Field(gt=0, le=5)] = 1.0
     image_interpolator: Literal["bspline", "linear"] = "bspline"
     zscore_region: Literal["body", "all"] = "body"
