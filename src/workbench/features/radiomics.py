@@ -1,0 +1,469 @@
+"""PyRadiomics features of the preprocessed phases: ``rad__<phase>__<imagetype>_<class>_<name>``.
+
+The study's configuration (``configs/radiomics/paper.yaml``) gives **1,702 features** per
+patient: 2 phases (pre-contrast and early post-contrast; ``phases=``) x 851, where 851 =
+14 shape + 9 image types (Original + the 8 first-level wavelet decompositions LLL ... HHH)
+x 93 (first order 18, GLCM 24, GLRLM 16, GLSZM 16, GLDM 14, NGTDM 5). Examples:
+``rad__pre__original_firstorder_Mean``, ``rad__early__wavelet-LLH_glcm_Correlation``.
+
+Shape features depend on the mask only, so they are computed once per patient and repeated
+under each phase (``rad__pre__original_shape_X == rad__early__original_shape_X``): the copies
+are exact duplicates, kept so the count is 2 x 851 as the study states (a variance or
+correlation filter removes them downstream).
+
+Extraction runs on the preprocessed images (1 mm isotropic, per-patient z-scored, see
+:mod:`workbench.imaging.pipeline`). No resampling or normalisation is done again here.
+
+Bin width on z-scored images
+----------------------------
+PyRadiomics' default ``binWidth: 25`` is meant for CT Hounsfield units; on z-scored MRI,
+whose tumour intensities span a few units (about -1.5..+0.5 before contrast and -1.5..+10
+after), it puts the whole tumour into **one bin** and every texture feature degenerates.
+We use a fixed ``binWidth: 0.1`` (a tenth of the patient's body standard deviation). Measured
+on six synthetic I-SPY1-like tumours (1.8-57 k voxels, ``workbench synth``), bins inside the
+tumour (min / median / max):
+
+=============  ================  ================
+image           pre-contrast      early post
+=============  ================  ================
+original        15 / 20 / 30      59 / 80 / 116
+wavelet-LLL     32 / 41 / 67      159 / 201 / 270
+wavelet-HHH     5 / 6 / 8         11 / 20 / 31
+=============  ================  ================
+
+Binning applies to each wavelet image with the same width, on that image's own range, as
+PyRadiomics does (bins start at a multiple of the width at or below the ROI minimum). The
+low-pass LLL band keeps the tumour's contrast amplified by about 2^(3/2) (unnormalised coif1
+filters), so it gets ~2.5x the bins of the original; the high-pass bands hold only local
+differences and get fewer. A fixed width keeps a bin's meaning (0.1 SD) identical across
+patients, which is what makes texture features comparable; the pre-contrast HHH band is
+coarse (5-8 bins) and is expected to be filtered out as near-constant by feature selection.
+
+Checks before PyRadiomics runs (each failure is an errors-table row naming patient, step and
+file): empty mask, single-voxel mask, mask touching the image border (``checks.mask_on_border``:
+the tumour may be cut by the field of view and the wavelet's periodic extension wraps the
+opposite edge in), and a wavelet support larger than the analysed box. PyRadiomics itself
+never refuses a wavelet on a tiny ROI: it pads odd axes by one voxel and repeats a level-1
+stationary transform (``start_level`` 0) for every level, so any level "works" — on a box
+shorter than the filter support it silently returns features of wrapped-around voxels.
+
+Reproducibility: PyRadiomics' GLCM ``MCC`` takes LAPACK eigenvalues, whose last bits depend
+on the number of BLAS threads. Every unit runs with one BLAS thread, so values are
+bit-identical whether the work runs sequentially, with joblib or on any Dask layout (and
+single-threaded eigenvalues of these small matrices are faster anyway).
+
+Scaling out (joblib, Dask, SLURM): see :mod:`workbench.features.extract`.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from workbench.cohort.table import MASK_COLUMN, image_column
+from workbench.errors import ConfigError
+from workbench.features.extract import (
+    FeatureError,
+    FeatureResult,
+    Task,
+    finish,
+    path_cell,
+    prepare_table,
+    run_tasks,
+    unit_inputs,
+)
+from workbench.features.store import digest_many, library_versions, make_key
+from workbench.imaging.io import read_image
+from workbench.provenance import sha256_file
+
+log = logging.getLogger(__name__)
+
+#: Bump when this module changes feature values; part of every key.
+RADIOMICS_VERSION = 1
+PREFIX = "rad"
+NS_SHAPE, NS_PHASE = "radiomics-shape", "radiomics-phase"
+RADIOMICS_PACKAGES = ("pyradiomics-bhklab", "pyradiomics", "PyWavelets", "numpy", "SimpleITK")
+SHAPE_CLASSES = ("shape", "shape2D")
+#: Settings that only change intensity-based classes: not part of the shape key.
+TEXTURE_ONLY_SETTINGS = frozenset({
+    "binWidth", "binCount", "distances", "symmetricalGLCM", "weightingNorm", "gldm_a",
+    "voxelArrayShift", "wavelet", "start_level", "level", "sigma", "gradientUseSpacing",
+    "normalize", "normalizeScale", "removeOutliers", "lbp2DRadius", "lbp2DSamples",
+    "lbp2DMethod", "lbp3DLevels", "lbp3DIcosphereRadius", "lbp3DIcosphereSubdivision"})
+
+Pos = Annotated[float, Field(gt=0)]
+PosInt = Annotated[int, Field(gt=0)]
+NonNegInt = Annotated[int, Field(ge=0)]
+ImageTypeName = Literal["Original", "Wavelet", "LoG", "Square", "SquareRoot", "Logarithm",
+                        "Exponential", "Gradient", "LBP2D", "LBP3D"]
+FeatureClassName = Literal["shape", "shape2D", "firstorder", "glcm", "glrlm", "glszm", "gldm",
+                           "ngtdm"]
+
+
+# --------------------------------------------------------------------------- parameter schema
+class Settings(BaseModel):
+    """PyRadiomics ``setting`` keys (its ``paramSchema.yaml``); ``None`` = PyRadiomics default."""
+
+    model_config = ConfigDict(extra="forbid")
+    minimumROIDimensions: Annotated[int, Field(ge=1, le=3)] | None = None
+    minimumROISize: PosInt | None = None
+    geometryTolerance: Pos | None = None
+    correctMask: bool | None = None
+    additionalInfo: bool | None = None
+    label: PosInt | None = None
+    label_channel: NonNegInt | None = None
+    binWidth: Pos | None = None
+    binCount: PosInt | None = None
+    normalize: bool | None = None
+    normalizeScale: Pos | None = None
+    removeOutliers: Pos | None = None
+    resampledPixelSpacing: list[Annotated[float, Field(ge=0)]] | None = None
+    interpolator: str | int | None = None
+    padDistance: NonNegInt | None = None
+    distances: list[PosInt] | None = None
+    force2D: bool | None = None
+    force2Ddimension: Annotated[int, Field(ge=0, le=2)] | None = None
+    resegmentRange: list[float] | None = None
+    resegmentMode: Literal["absolute", "relative", "sigma"] | None = None
+    resegmentShape: bool | None = None
+    preCrop: bool | None = None
+    sigma: list[Pos] | None = None
+    start_level: NonNegInt | None = None
+    level: PosInt | None = None
+    wavelet: str | None = None
+    gradientUseSpacing: bool | None = None
+    lbp2DRadius: Pos | None = None
+    lbp2DSamples: PosInt | None = None
+    lbp2DMethod: Literal["default", "ror", "uniform", "var"] | None = None
+    lbp3DLevels: PosInt | None = None
+    lbp3DIcosphereRadius: Pos | None = None
+    lbp3DIcosphereSubdivision: NonNegInt | None = None
+    voxelArrayShift: int | None = None
+    symmetricalGLCM: bool | None = None
+    weightingNorm: Literal["euclidean", "manhattan", "infinity", "no_weighting"] | None = None
+    gldm_a: NonNegInt | None = None
+
+    @field_validator("wavelet")
+    @classmethod
+    def _known_wavelet(cls, value: str | None) -> str | None:
+        import pywt
+
+        if value is not None and value not in pywt.wavelist():
+            raise ValueError(f"wavelet {value!r} is not a PyWavelets wavelet (e.g. 'coif1')")
+        return value
+
+
+class Checks(BaseModel):
+    """Our checks before PyRadiomics runs (not PyRadiomics settings)."""
+
+    model_config = ConfigDict(extra="forbid")
+    mask_on_border: Literal["error", "warn"] = "error"
+
+
+class RadiomicsParams(BaseModel):
+    """A versioned radiomics parameter file (see ``configs/radiomics/paper.yaml``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    version: Literal[1]
+    description: str = ""
+    checks: Checks = Checks()
+    setting: Settings
+    imageType: Annotated[dict[ImageTypeName, Settings | None], Field(min_length=1)]
+    featureClass: Annotated[dict[FeatureClassName, list[str] | None], Field(min_length=1)]
+
+    @field_validator("featureClass")
+    @classmethod
+    def _known_features(cls, value: dict) -> dict:
+        from radiomics import getFeatureClasses
+
+        classes = getFeatureClasses()
+        for name, features in value.items():
+            unknown = sorted(set(features or ()) - set(classes[name].getFeatureNames()))
+            if unknown:
+                raise ValueError(f"unknown {name} features {unknown}")
+        return value
+
+    def pyradiomics(self, part: Literal["all", "shape", "texture"] = "all") -> dict[str, Any]:
+        """The PyRadiomics parameter dictionary of ``part`` (``None`` values left out)."""
+        setting = self.setting.model_dump(exclude_none=True)
+        image_types = {k: (v.model_dump(exclude_none=True) if v else {})
+                       for k, v in self.imageType.items()}
+        classes = dict(self.featureClass)
+        if part == "shape":
+            setting = {k: v for k, v in setting.items() if k not in TEXTURE_ONLY_SETTINGS}
+            image_types = {"Original": {}}
+            classes = {k: v for k, v in classes.items() if k in SHAPE_CLASSES}
+        elif part == "texture":
+            classes = {k: v for k, v in classes.items() if k not in SHAPE_CLASSES}
+        return {"setting": setting, "imageType": image_types, "featureClass": classes}
+
+
+def load_params(path: str | Path) -> RadiomicsParams:
+    """Read and validate a radiomics parameter YAML.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file and every offending key (unknown keys included).
+    """
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read radiomics parameter file ({exc.strerror})",
+                          step="radiomics params", path=p) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML: {exc}", step="radiomics params", path=p) from exc
+    if not isinstance(data, dict):
+        raise ConfigError("a radiomics parameter file must be a mapping with keys version, "
+                          "setting, imageType, featureClass", step="radiomics params", path=p)
+    try:
+        params = RadiomicsParams.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc), step="radiomics params", path=p) from None
+    s = params.setting
+    if (s.binWidth is None) == (s.binCount is None):
+        raise ConfigError("set exactly one of setting.binWidth / setting.binCount: PyRadiomics' "
+                          "default binWidth 25 puts a z-scored tumour into a single bin",
+                          step="radiomics params", path=p)
+    if s.binWidth is not None and s.binWidth > 1:
+        log.warning("binWidth %s in %s is coarse for z-scored images (tumours span a few "
+                    "units): expect few bins", s.binWidth, p)
+    return params
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        key = ".".join(str(x) for x in err["loc"])
+        if err["type"] == "extra_forbidden":
+            parts.append(f"unknown key '{key}'")
+        elif err["type"] == "missing":
+            parts.append(f"missing key '{key}'")
+        else:
+            parts.append(f"key '{key}': {err['msg']} (got {err.get('input')!r})")
+    return "invalid radiomics parameter file: " + "; ".join(parts)
+
+
+# --------------------------------------------------------------------------- one unit
+@functools.lru_cache(maxsize=8)
+def _extractor(params_json: str) -> Any:
+    import radiomics
+    from radiomics.featureextractor import RadiomicsFeatureExtractor
+
+    radiomics.setVerbosity(logging.ERROR)  # its own stderr handler
+    logging.getLogger("radiomics").setLevel(logging.WARNING)  # do not flood our logs at INFO
+    logging.getLogger("pykwalify").setLevel(logging.WARNING)
+    glcm = logging.getLogger("radiomics.glcm")
+    if not any(isinstance(f, _SumAverageNote) for f in glcm.filters):
+        glcm.addFilter(_SumAverageNote())
+    with warnings.catch_warnings():  # pykwalify loads PyRadiomics' schema hooks with load_module
+        warnings.filterwarnings("ignore", "the load_module", DeprecationWarning)
+        return RadiomicsFeatureExtractor(json.loads(params_json))
+
+
+class _SumAverageNote(logging.Filter):
+    """Drop PyRadiomics' per-image note that a symmetrical GLCM's SumAverage = 2 x JointAverage
+    (it is expected: both are among the study's 24 GLCM features)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Sum Average = 2 * Joint Average" not in record.getMessage()
+
+
+def _read_mask(mask_path: str, params: dict, patient: str | None) -> tuple[Any, np.ndarray]:
+    """Read the mask and run the checks of the module docstring; return (image, bool array)."""
+    import SimpleITK as sitk
+
+    mask = read_image(mask_path, patient=patient, what="tumour mask")
+    label = params["setting"].get("label", 1)
+    roi = sitk.GetArrayViewFromImage(mask) == label
+    n = int(roi.sum())
+    if n == 0:
+        raise FeatureError(f"tumour mask is empty (no voxel labelled {label}); nothing to "
+                           "extract: check the segmentation", patient=patient, step="mask",
+                           path=mask_path)
+    if n == 1:
+        raise FeatureError("tumour mask has a single voxel: shape and texture are undefined "
+                           "(PyRadiomics refuses single-voxel ROIs); check the segmentation",
+                           patient=patient, step="mask", path=mask_path)
+    idx = np.nonzero(roi)
+    lo = np.array([int(i.min()) for i in idx])[::-1]  # x, y, z
+    hi = np.array([int(i.max()) for i in idx])[::-1]
+    size = np.array(mask.GetSize())
+    faces = [f"{'xyz'[a]} {'min' if lo[a] == 0 else 'max'}" for a in range(3)
+             if lo[a] == 0 or hi[a] == size[a] - 1]
+    checks = params.get("checks", {})
+    if faces and checks.get("mask_on_border", "error") == "error":
+        raise FeatureError(f"tumour mask touches the image border ({', '.join(faces)} face): the "
+                           "lesion may be cut off by the field of view and filters wrap the "
+                           "opposite edge into it; set checks.mask_on_border: warn to accept",
+                           patient=patient, step="mask", path=mask_path)
+    if faces:
+        log.warning("[patient %s] tumour mask touches the image border (%s)", patient,
+                    ", ".join(faces))
+    _check_wavelet_support(params, lo, hi, size, patient, mask_path)
+    return mask, roi
+
+
+def _check_wavelet_support(params: dict, lo: np.ndarray, hi: np.ndarray, size: np.ndarray,
+                           patient: str | None, mask_path: str) -> None:
+    if "Wavelet" not in params["imageType"]:
+        return
+    import pywt
+
+    s = {**params["setting"], **params["imageType"]["Wavelet"]}
+    name, levels = s.get("wavelet", "coif1"), s.get("start_level", 0) + s.get("level", 1)
+    support = levels * (pywt.Wavelet(name).dec_len - 1) + 1
+    if s.get("preCrop", False):
+        pad = s.get("padDistance", 5)
+        box = np.minimum(hi + pad, size - 1) - np.maximum(lo - pad, 0) + 1
+    else:
+        box = size
+    axes = [a for a in range(3) if not (s.get("force2D") and a == s.get("force2Ddimension", 0))]
+    short = [f"{box[a]} voxels along {'xyz'[a]}" for a in axes if box[a] < support]
+    if short:
+        raise FeatureError(
+            f"wavelet {name} at level {levels} spans {support} voxels, but the region it is "
+            f"computed on (tumour box + padDistance, within the image) is only "
+            f"{', '.join(short)}: PyRadiomics would not fail, it would wrap voxels from the "
+            "opposite edge into the tumour; use a lower level, a larger image or drop Wavelet",
+            patient=patient, step="wavelet", path=mask_path)
+
+
+def _execute(params_json: str, image: Any, mask: Any, patient: str | None,
+             path: str) -> dict[str, float]:
+    from threadpoolctl import threadpool_limits
+
+    try:
+        with threadpool_limits(limits=1, user_api="blas"):  # see "Reproducibility" above
+            result = _extractor(params_json).execute(image, mask)
+    except ValueError as exc:  # PyRadiomics' own checks (checkMask, geometry)
+        raise FeatureError(f"PyRadiomics refused the input: {exc}", patient=patient,
+                           step="radiomics", path=path) from exc
+    return {k: float(v) for k, v in result.items() if not k.startswith("diagnostics_")}
+
+
+def shape_unit(mask_path: str, params_json: str, *, patient: str | None = None) -> dict:
+    """Shape features of one mask (the mask serves as its own image: shape ignores intensities)."""
+    import SimpleITK as sitk
+
+    params = json.loads(params_json)
+    mask, _ = _read_mask(mask_path, params, patient)
+    image = sitk.Cast(mask, sitk.sitkFloat32)
+    return _execute(_pyradiomics_json(params), image, mask, patient, mask_path)
+
+
+def phase_unit(image_path: str, mask_path: str, phase: str, params_json: str, *,
+               patient: str | None = None) -> dict:
+    """Every non-shape feature of one phase image (all enabled image types and classes)."""
+    params = json.loads(params_json)
+    mask, _ = _read_mask(mask_path, params, patient)
+    image = read_image(image_path, patient=patient, what=f"phase '{phase}'")
+    return _execute(_pyradiomics_json(params), image, mask, patient, image_path)
+
+
+def _pyradiomics_json(params: dict) -> str:
+    return json.dumps({k: params[k] for k in ("setting", "imageType", "featureClass")},
+                      sort_keys=True)
+
+
+# --------------------------------------------------------------------------- the cohort
+def extract_radiomics(table: Any, out_dir: str | Path, *, params_path: str | Path,
+                      phases: Sequence[str] = ("pre", "early"), jobs: int = 1,
+                      scheduler: Any = None, progress: bool = True) -> FeatureResult:
+    """Extract PyRadiomics features for every patient of a preprocessed table.
+
+    Parameters
+    ----------
+    table
+        The preprocessing table (a DataFrame or a
+        :class:`~workbench.imaging.pipeline.PreprocessResult`): ``patient_id``,
+        ``image_<phase>`` for each of ``phases`` and ``mask``; ``mask_voxels`` (optional)
+        orders the work largest first.
+    out_dir
+        Store root (see :mod:`workbench.features.store`); radiomics uses the namespaces
+        ``radiomics-shape`` (one unit per mask) and ``radiomics-phase`` (one per image).
+    params_path
+        Radiomics parameter YAML (``configs/radiomics/paper.yaml``); validated by
+        :func:`load_params`; its canonical content is part of every key.
+    phases
+        Phases to extract, in column order.
+    jobs, scheduler, progress
+        Where the work runs and whether a progress bar is shown
+        (see :func:`~workbench.features.extract.run_tasks`).
+
+    Returns
+    -------
+    FeatureResult
+        ``features``: one row per patient (index ``patient_id``), columns
+        ``rad__<phase>__<pyradiomics name>``; failures are rows of ``errors``.
+    """
+    start = time.perf_counter()
+    params = load_params(params_path)
+    df = prepare_table(table, [image_column(p) for p in phases] + [MASK_COLUMN])
+    versions = library_versions(RADIOMICS_PACKAGES)
+    extra = {"checks": params.checks.model_dump(), "code": RADIOMICS_VERSION}
+    shape_params = {**params.pyradiomics("shape"), **extra}
+    texture_params = {**params.pyradiomics("texture"), **extra}
+    has_shape, has_texture = bool(shape_params["featureClass"]), bool(
+        texture_params["featureClass"])
+    shape_json, texture_json = json.dumps(shape_params), json.dumps(texture_params)
+    meta = {"stage": "radiomics", "params_file": str(params_path),
+            "params_sha256": sha256_file(params_path), "versions": versions}
+    cols = [image_column(p) for p in phases] + [MASK_COLUMN]
+    digests = digest_many(v for _, r in df.iterrows() for v in (path_cell(r, c) for c in cols) if v)
+
+    tasks, errors, units_of = [], [], {}
+    for _, row in df.iterrows():
+        pid = str(row["patient_id"])
+        found, inputs = unit_inputs(row, pid, phases, digests)
+        if found:
+            errors += found
+            continue
+        mask, mask_digest = inputs[MASK_COLUMN]
+        cost = float(row["mask_voxels"]) if "mask_voxels" in row and pd.notna(
+            row["mask_voxels"]) else 1.0
+        units_of[pid] = []
+        if has_shape:
+            key = make_key(NS_SHAPE, {"params": shape_params, "mask": mask_digest,
+                                      "versions": versions})
+            tasks.append(Task(pid, "shape", NS_SHAPE, key, shape_unit, (mask, shape_json),
+                              cost / 20))
+            units_of[pid].append("shape")
+        for phase in phases if has_texture else ():
+            image, digest = inputs[image_column(phase)]
+            key = make_key(NS_PHASE, {"params": texture_params, "image": digest,
+                                      "mask": mask_digest, "versions": versions})
+            tasks.append(Task(pid, phase, NS_PHASE, key, phase_unit,
+                              (image, mask, phase, texture_json), cost))
+            units_of[pid].append(phase)
+    batch = run_tasks(tasks, out_dir, meta=meta, jobs=jobs, scheduler=scheduler,
+                      progress=progress, desc="radiomics", errors=errors)
+    rows = {}
+    for pid, units in units_of.items():
+        if not all((pid, u) in batch.records for u in units):
+            continue
+        row: dict[str, float] = {}
+        shape = batch.records[(pid, "shape")]["features"] if has_shape else {}
+        for phase in phases:
+            row.update({f"{PREFIX}__{phase}__{k}": v for k, v in shape.items()})
+            if has_texture:
+                feats = batch.records[(pid, phase)]["features"]
+                row.update({f"{PREFIX}__{phase}__{k}": v for k, v in feats.items()})
+        rows[pid] = row
+    return finish("radiomics", [str(p) for p in df["patient_id"]], rows, batch, units_of,
+                  start, Path(out_dir))
+
+
+__all__ = ["RadiomicsParams", "extract_radiomics", "load_params", "phase_unit", "shape_unit"]

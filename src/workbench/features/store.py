@@ -1,0 +1,188 @@
+"""Content-addressed per-patient result store shared by every feature stage.
+
+Layout of a store root (e.g. ``data/interim/features``)::
+
+    root/
+      <namespace>/              one folder per stage part: radiomics-shape, radiomics-phase, kinetic
+        <key[:2]>/<key>.json    one finished unit of work (a patient, or a patient's phase)
+
+A *unit* is the smallest piece of work a stage caches: radiomics stores the shape features of a
+patient and the texture features of each (patient, phase) separately, kinetics stores one unit
+per patient. Its ``key`` (:func:`make_key`) is the sha256 of everything that determines the
+result: the contents of its input files (:func:`file_digest`), the canonical content of the
+parameters, the stage's code version and the versions of the libraries that compute it. A
+rerun with the same inputs recomputes nothing; changing one parameter recomputes only the units
+whose key it enters; moving or renaming files invalidates nothing.
+
+Each record is written to a temporary file in the same folder and renamed into place
+(:func:`atomic_write_text`): a reader sees the whole record or none, so a run killed with
+``kill -9`` leaves only complete units behind and the next run resumes after them. (This
+protects against killed processes, not against power loss: files are not fsync'ed.)
+
+Feature values are stored as JSON numbers; Python writes a float's shortest round-trip repr,
+so a value read back is bit-identical to the one computed (NaN / inf are stored as JSON
+extensions ``NaN`` / ``Infinity``). Failures are not stored: a patient that failed is
+retried on the next run, and reported in the errors table (:data:`ERROR_COLUMNS`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import uuid
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from workbench.errors import ImageError
+from workbench.provenance import package_versions, sha256_path
+
+log = logging.getLogger(__name__)
+
+#: Bump when the record format changes; part of every key.
+STORE_VERSION = 1
+ERROR_COLUMNS = ["patient_id", "step", "file", "message"]
+KEY_LENGTH = 32
+
+
+# --------------------------------------------------------------------------- hashing
+def file_digest(path: str | Path, *, patient: str | None = None, what: str = "input") -> str:
+    """sha256 of a file's (or a folder's) contents.
+
+    Raises
+    ------
+    ImageError
+        If the file is missing or unreadable, naming the patient and the file.
+    """
+    p = Path(str(path))
+    if not p.exists():
+        raise ImageError(f"{what} not found", patient=patient, step="read", path=str(path))
+    try:
+        return sha256_path(p)
+    except OSError as exc:
+        raise ImageError(f"cannot read {what} to hash it ({type(exc).__name__}: {exc.strerror})",
+                         patient=patient, step="read", path=str(path)) from exc
+
+
+def digest_many(paths: Iterable[str], *, threads: int = 4) -> dict[str, str | Exception]:
+    """Digest several files in parallel threads (hashlib releases the GIL).
+
+    Returns ``path -> hex digest``, or the exception raised for that path.
+    """
+    unique = list(dict.fromkeys(str(p) for p in paths))
+
+    def one(p: str) -> str | Exception:
+        try:
+            return file_digest(p)
+        except Exception as exc:  # reported per patient by the caller
+            return exc
+
+    if len(unique) <= 1 or threads <= 1:
+        return {p: one(p) for p in unique}
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return dict(zip(unique, pool.map(one, unique), strict=True))
+
+
+def canonical_json(payload: Any) -> str:
+    """Stable JSON text of ``payload`` (sorted keys, no whitespace) for hashing."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def make_key(namespace: str, payload: Mapping[str, Any]) -> str:
+    """Content address of one unit: sha256 of the namespace, store version and ``payload``."""
+    text = canonical_json({"namespace": namespace, "store_version": STORE_VERSION,
+                           "payload": payload})
+    return hashlib.sha256(text.encode()).hexdigest()[:KEY_LENGTH]
+
+
+def library_versions(packages: Iterable[str]) -> dict[str, str | None]:
+    """Installed versions of the libraries a stage's results depend on (no imports)."""
+    return package_versions(tuple(packages))
+
+
+# --------------------------------------------------------------------------- writing
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically: a unique temporary file, then ``os.replace``."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink(missing_ok=True)
+    return target
+
+
+class FeatureStore:
+    """One namespace of the content-addressed store (see module docstring).
+
+    Parameters
+    ----------
+    root
+        Store root folder (shared by every stage; must be visible to every Dask worker).
+    namespace
+        Folder name of the stage part, e.g. ``"radiomics-phase"``.
+    """
+
+    def __init__(self, root: str | Path, namespace: str) -> None:
+        self.root = Path(root)
+        self.namespace = namespace
+
+    @property
+    def folder(self) -> Path:
+        return self.root / self.namespace
+
+    def path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.json"
+
+    def exists(self, key: str) -> bool:
+        return self.path(key).is_file()
+
+    def load(self, key: str) -> dict | None:
+        """The stored record, or ``None`` when absent or unreadable (then it is recomputed)."""
+        p = self.path(key)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.warning("cannot read stored unit %s (%s); recomputing it", p, exc)
+            return None
+        try:
+            record = json.loads(text)
+        except ValueError:
+            log.warning("stored unit %s is not valid JSON; recomputing it", p)
+            return None
+        if not isinstance(record, dict) or record.get("key") != key:
+            log.warning("stored unit %s does not hold key %s; recomputing it", p, key)
+            return None
+        return record
+
+    def save(self, key: str, record: Mapping[str, Any]) -> Path:
+        """Write ``record`` (must contain ``"key": key``) atomically."""
+        if record.get("key") != key:
+            raise ValueError(f"record key {record.get('key')!r} does not match {key!r}")
+        return atomic_write_text(self.path(key), json.dumps(record, indent=None))
+
+
+# --------------------------------------------------------------------------- errors
+def error_row(patient_id: str | None, step: str, message: str,
+              file: str | None = None) -> dict[str, str | None]:
+    """One row of the errors table."""
+    return {"patient_id": patient_id, "step": step, "file": file, "message": message}
+
+
+def errors_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Errors table (columns :data:`ERROR_COLUMNS`), identical rows reported once."""
+    frame = pd.DataFrame([{c: r.get(c) for c in ERROR_COLUMNS} for r in rows],
+                         columns=ERROR_COLUMNS)
+    frame = frame.astype("object").where(frame.notna(), None)
+    return frame.drop_duplicates(ignore_index=True)
