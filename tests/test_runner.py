@@ -41,12 +41,23 @@ def test_run_directory_contract(tiny_run):
     assert len(hashed) == 6 * 4 + 1  # 3 phases + mask per patient, and the config file
     assert manifest["cohort"]["preprocessed"] == 6
     assert any("preprocessed 6 (6 computed, 0 cached)" in line for line in result.summary)
+    rad = pd.read_parquet(run / "features" / "radiomics.parquet")
+    assert rad.shape == (6, 1702) and set(rad.index) == set(cohort["patient_id"])
+    kin = pd.read_parquet(run / "features" / "kinetic.parquet")
+    assert len(kin) == 6 and all(c.startswith("kin__") for c in kin.columns)
+    assert manifest["features"]["radiomics"]["columns"] == 1702
+    if manifest["ibsi"]["status"] == "done":  # ../shared present
+        assert manifest["ibsi"]["line"] == "IBSI digital phantom: 282/282 matched"
+    else:
+        assert "not found" in manifest["ibsi"]["reason"]
 
 
 def test_rerun_uses_every_cache(tiny_run):
     cfg, root, _ = tiny_run
     again = run_pipeline(cfg, out=root / "run", cache_dir=root / "cache", progress=False)
     assert any("preprocessed 6 (0 computed, 6 cached)" in line for line in again.summary)
+    assert any("radiomics: 1702 features x 6 patients (0 computed" in line
+               for line in again.summary)
 
 
 def test_preprocessed_images_are_1mm_zscored(tiny_run):

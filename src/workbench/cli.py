@@ -106,6 +106,35 @@ def cmd_table1(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_extract(args: argparse.Namespace) -> int:
+    from workbench.config import load_config
+    from workbench.runner import DEFAULT_INTERIM, feature_stages, preprocess_stage
+
+    cfg = load_config(args.config)
+    cohort = _load_cohort(args)
+    jobs = args.jobs or cfg.jobs
+    out = Path(args.out)
+    cache = Path(args.cache) if args.cache else DEFAULT_INTERIM
+    pre = preprocess_stage(cohort, cfg, cache / "preprocessed", jobs=jobs,
+                           progress=not args.quiet)
+    for p in pre.problems:
+        print(f"  - {p}")
+    results = feature_stages(pre.table, cfg, cache, out, jobs=jobs, scheduler=args.scheduler,
+                             progress=not args.quiet, stages=(args.stage,))
+    if args.stage not in results:
+        print(f"{args.stage}: disabled in {args.config}")
+        return 0
+    res = results[args.stage]
+    _provenance(out, config=cfg, cohort=cohort)
+    print(f"{args.stage}: {res.features.shape[1]} features x {len(res.features)} patients "
+          f"({res.n_computed} computed, {res.n_cached} from cache, {res.n_failed} failed) "
+          f"in {res.seconds:.1f} s")
+    for _, row in res.errors.iterrows():
+        print(f"  - [patient {row['patient_id']}] {row['step']}: {row['message']} "
+              f"(file {row['file']})")
+    return 0
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     from workbench.config import load_config
 
@@ -174,6 +203,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="cache/output folder")
     p.add_argument("--jobs", type=int, default=None)
     p.set_defaults(func=cmd_preprocess)
+
+    p = sub.add_parser("extract", help="feature extraction (preprocesses first, cached)")
+    esub = p.add_subparsers(dest="stage", metavar="STAGE", required=True)
+    for stage, text in (("radiomics", "PyRadiomics features (study: 1,702)"),
+                        ("kinetic", "DCE kinetic features (PE, SER, FTV)")):
+        e = esub.add_parser(stage, help=text)
+        e.add_argument("--cohort", required=True, help="manifest CSV or dataset root")
+        e.add_argument("--format", default="auto", choices=COHORT_FORMATS)
+        e.add_argument("--config", default="configs/demo.yaml", help="run config")
+        e.add_argument("--out", required=True, help="folder for <stage>.parquet and errors")
+        e.add_argument("--cache", help="content-addressed cache root (default data/interim)")
+        e.add_argument("--jobs", type=int, default=None, help="local worker processes")
+        e.add_argument("--scheduler", default=None,
+                       help="Dask scheduler address (tcp://host:port) instead of local jobs")
+        e.set_defaults(func=cmd_extract)
 
     p = sub.add_parser("table1", help="clinical characteristics by split and pCR")
     _add_cohort_args(p)

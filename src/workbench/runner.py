@@ -2,18 +2,21 @@
 
 Stages so far: cohort (generate the synthetic cohort if needed, load, validate) → image QC →
 preprocessing (N4 → 1 mm → z-score, content-addressed cache under ``data/interim``) →
-Table 1 → run manifest. Later stages (features, selection, models, report) append to the same
-run directory.
+features (radiomics, kinetics; content-addressed store) → IBSI conformance → Table 1 → run
+manifest. Later stages (deep features, selection, models, report) append to the same run
+directory.
 
 Run directory layout::
 
     data/runs/<name>/
-      run_manifest.json      config, seed, versions, git commit, input hashes
+      run_manifest.json      config, seed, versions, git commit, input hashes, stage summary
       cohort/cohort.parquet  the validated cohort table
-      cohort/problems.csv    everything found wrong (loading + QC + preprocessing)
+      cohort/problems.csv    everything found wrong (loading, QC, preprocessing, features)
       qc/qc_images.csv       per-patient grid and tumour volume
       preprocessed.parquet   per-patient paths to the preprocessed images + records
-      table1/table1.{csv,html}
+      features/<stage>.parquet, features/<stage>.errors.csv   radiomics, kinetic
+      ibsi/ibsi_rows.csv, ibsi/ibsi_report.txt                IBSI-1 phantom conformance
+      table1/table1.{csv,html}, table1/split.csv
 """
 
 from __future__ import annotations
@@ -86,6 +89,70 @@ def preprocess_stage(cohort: CohortTable, cfg: RunConfig, out: Path | None = Non
                              progress=progress)
 
 
+def radiomics_params_path(cfg: RunConfig) -> Path:
+    """The radiomics parameter file: relative to the config file, else to the shipped
+    ``configs/`` folder (``radiomics/paper.yaml`` works from any config location)."""
+    from workbench.errors import ConfigError
+
+    given = Path(cfg.radiomics.params)
+    candidates = [cfg.resolve_path(cfg.radiomics.params)]
+    if not given.is_absolute():
+        candidates.append(REPO_ROOT / "configs" / given)
+    for c in candidates:
+        if c is not None and c.is_file():
+            return c.resolve()
+    raise ConfigError(f"radiomics.params {cfg.radiomics.params!r} not found; looked at "
+                      f"{', '.join(str(c) for c in candidates)}", step="config",
+                      path=cfg.source)
+
+
+def feature_stages(pre_table: pd.DataFrame, cfg: RunConfig, cache: Path, out: Path, *,
+                   jobs: int = 1, scheduler=None, progress: bool = True,
+                   stages: tuple[str, ...] = ("radiomics", "kinetic")) -> dict:
+    """Extract every configured feature family into the store and the run directory.
+
+    Writes ``<out>/<stage>.parquet`` and ``<out>/<stage>.errors.csv`` per stage and returns
+    ``{stage: FeatureResult}``.
+    """
+    results = {}
+    store = cache / "features"
+    if "radiomics" in stages:
+        from workbench.features.radiomics import extract_radiomics
+
+        params = radiomics_params_path(cfg)
+        results["radiomics"] = extract_radiomics(
+            pre_table, store, params_path=params, phases=cfg.radiomics.phases, jobs=jobs,
+            scheduler=scheduler, progress=progress)
+    if "kinetic" in stages and cfg.kinetic.enabled:
+        from workbench.features.kinetic import extract_kinetic
+
+        results["kinetic"] = extract_kinetic(
+            pre_table, store, pe_threshold=cfg.kinetic.pe_threshold,
+            ser_washout=cfg.kinetic.ser_washout, jobs=jobs, scheduler=scheduler,
+            progress=progress)
+    for name, res in results.items():
+        res.save(out / f"{name}.parquet")
+    return results
+
+
+def ibsi_stage(run_dir: Path) -> dict:
+    """IBSI-1 digital-phantom conformance, recorded with the run (skipped, with the reason,
+    when the reference data in ``../shared`` is absent)."""
+    ref = REPO_ROOT.parent / "shared" / "data" / "ibsi1"
+    if not (ref / "reference_values.csv").is_file():
+        return {"status": "skipped", "reason": f"IBSI reference data not found at {ref}"}
+    from workbench.features.ibsi import format_report, run_ibsi
+
+    report = run_ibsi(ref / "digital_phantom", ref / "reference_values.csv")
+    (run_dir / "ibsi").mkdir(parents=True, exist_ok=True)
+    report.to_csv(run_dir / "ibsi" / "ibsi_rows.csv")
+    text = format_report(report)
+    (run_dir / "ibsi" / "ibsi_report.txt").write_text(text + "\n")
+    return {"status": "done", "matched": int(report.matched), "matched_raw":
+            int(report.matched_raw), "total": int(report.total),
+            "line": text.strip().splitlines()[-1]}
+
+
 def table1_stage(cohort: CohortTable, out: Path, *, seed: int = 42, test_size: float = 0.3):
     """Table 1 on the labelled patients, split as every protocol splits them."""
     from workbench.evaluation.table1 import table1, write_table1
@@ -114,7 +181,7 @@ class RunResult:
 
 
 def run_pipeline(cfg: RunConfig, *, out: Path | None = None, cache_dir: Path | None = None,
-                 jobs: int | None = None, progress: bool = True) -> RunResult:
+                 jobs: int | None = None, scheduler=None, progress: bool = True) -> RunResult:
     """Run every implemented stage for ``cfg``; the run directory holds every output.
 
     Parameters
@@ -127,6 +194,8 @@ def run_pipeline(cfg: RunConfig, *, out: Path | None = None, cache_dir: Path | N
         Content-addressed caches (default ``data/interim``); safe to share between runs.
     jobs
         Parallel workers (default ``cfg.jobs``).
+    scheduler
+        Dask scheduler address or client for feature extraction (default: local joblib).
     progress
         Show progress bars.
     """
@@ -157,6 +226,20 @@ def run_pipeline(cfg: RunConfig, *, out: Path | None = None, cache_dir: Path | N
     timings["preprocess"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    feats = feature_stages(pre.table, cfg, cache, run_dir / "features", jobs=jobs,
+                           scheduler=scheduler,
+                           progress=progress)
+    for name, res in feats.items():
+        cohort.add_problems(Problem(str(r["patient_id"]), f"{name}:{r['step']}", r["message"],
+                                    r.get("file"), "error")
+                            for _, r in res.errors.iterrows())
+    timings["features"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    ibsi = ibsi_stage(run_dir)
+    timings["ibsi"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
     try:
         table1_stage(cohort, run_dir / "table1", seed=cfg.seed,
                      test_size=cfg.protocol.test_size)
@@ -174,8 +257,23 @@ def run_pipeline(cfg: RunConfig, *, out: Path | None = None, cache_dir: Path | N
                           "cohort": {"name": cohort.name, "source": cohort.source,
                                      "patients": len(cohort.df),
                                      "preprocessed": len(pre.table),
-                                     "problems": len(cohort.problems)}})
-    return RunResult(run_dir, _summary(cohort, pre, timings, run_dir))
+                                     "problems": len(cohort.problems)},
+                          "features": {name: {"patients": int(len(res.features)),
+                                              "columns": int(res.features.shape[1]),
+                                              "failed": int(res.n_failed),
+                                              "computed": int(res.n_computed),
+                                              "cached": int(res.n_cached),
+                                              "seconds": round(float(res.seconds), 2)}
+                                       for name, res in feats.items()},
+                          "ibsi": ibsi})
+    summary = _summary(cohort, pre, timings, run_dir)
+    for name, res in feats.items():
+        summary.insert(-2, f"{name}: {res.features.shape[1]} features x {len(res.features)} "
+                           f"patients ({res.n_computed} computed, {res.n_cached} cached, "
+                           f"{res.n_failed} failed)")
+    if ibsi.get("line"):
+        summary.insert(-2, ibsi["line"])
+    return RunResult(run_dir, summary)
 
 
 def _summary(cohort: CohortTable, pre, timings: dict[str, float], run_dir: Path) -> list[str]:
