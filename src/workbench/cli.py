@@ -135,6 +135,55 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model(args: argparse.Namespace) -> int:
+    from workbench.config import load_config
+    from workbench.models.stage import headline
+    from workbench.runner import model_stage
+
+    cfg = load_config(args.config)
+    run_dir = Path(args.run)
+    result = model_stage(cfg, run_dir, jobs=args.jobs or cfg.jobs, progress=not args.quiet)
+    print(f"Models written to {result.out_dir} in {result.seconds:.0f} s")
+    for fs in dict.fromkeys(result.metrics["feature_set"]):
+        print("\n".join(headline(result.metrics, fs, args.headline_classifier)))
+    for skip in result.skipped:
+        print(f"  skipped: {skip}")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from workbench.config import load_config
+    from workbench.runner import audit_stage
+
+    cfg = load_config(args.config)
+    audit = audit_stage(cfg, Path(args.run), permutations=args.permutations,
+                        feature_set=args.feature_set, classifier=args.classifier,
+                        jobs=args.jobs or cfg.jobs, progress=not args.quiet)
+    summary = audit.attrs["summary"]
+    fs = audit["feature_set"].iloc[0]
+    print(f"Null audit: {audit['permutation'].nunique()} label permutations, feature set "
+          f"{fs}, classifier {args.classifier} ({audit.attrs['seconds']:.0f} s)")
+    for _, r in summary.iterrows():
+        tag = "  <- selection saw the test labels" if r["protocol"] == "paper" else ""
+        print(f"  {r['protocol']:6s} {r['split']:4s} AUC mean {r['mean']:.3f} ± {r['sd']:.3f} "
+              f"(range {r['min']:.2f}-{r['max']:.2f}){tag}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from workbench.runner import predict_stage
+
+    cohort = _load_cohort(args)
+    result = predict_stage(Path(args.model), cohort, Path(args.out),
+                           jobs=args.jobs or 1, progress=not args.quiet)
+    print(f"Predicted {len(result)} patients with {args.model} → {args.out}")
+    if "warning" in result:
+        print(f"WARNING: {result['warning'].iloc[0]}")
+    for p in result.attrs.get("problems", []):
+        print(f"  - {p}")
+    return 0
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     from workbench.config import load_config
 
@@ -218,6 +267,30 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument("--scheduler", default=None,
                        help="Dask scheduler address (tcp://host:port) instead of local jobs")
         e.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("model", help="selection + ten classifiers under each protocol")
+    p.add_argument("--run", required=True, help="run directory with features/*.parquet")
+    p.add_argument("--config", default="configs/demo.yaml")
+    p.add_argument("--jobs", type=int, default=None)
+    p.add_argument("--headline-classifier", default="lr", help="classifier for the summary")
+    p.set_defaults(func=cmd_model)
+
+    p = sub.add_parser("audit", help="null audit: honest vs paper protocol on permuted labels")
+    p.add_argument("--run", required=True, help="run directory with features/*.parquet")
+    p.add_argument("--config", default="configs/demo.yaml")
+    p.add_argument("--permutations", type=int, default=None, help="default: config audit")
+    p.add_argument("--feature-set", default=None, help="default: fusion, else radiomics")
+    p.add_argument("--classifier", default="lr")
+    p.add_argument("--jobs", type=int, default=None)
+    p.set_defaults(func=cmd_audit)
+
+    p = sub.add_parser("predict", help="apply a saved model (.skops) to a cohort")
+    p.add_argument("--model", required=True, help="a models/<protocol>/<set>__<clf>.skops file")
+    p.add_argument("--cohort", required=True, help="manifest CSV or dataset root")
+    p.add_argument("--format", default="auto", choices=COHORT_FORMATS)
+    p.add_argument("--out", required=True, help="CSV of probabilities")
+    p.add_argument("--jobs", type=int, default=None)
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("table1", help="clinical characteristics by split and pCR")
     _add_cohort_args(p)

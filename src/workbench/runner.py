@@ -153,6 +153,103 @@ def ibsi_stage(run_dir: Path) -> dict:
             "line": text.strip().splitlines()[-1]}
 
 
+def model_stage(cfg: RunConfig, run_dir: Path, cohort: CohortTable | None = None, *,
+                jobs: int = 1, progress: bool = True):
+    """Selection + classifiers under every configured protocol → ``<run>/models/``."""
+    from workbench.models.feature_sets import clinical_matrix
+    from workbench.models.stage import load_features, run_models
+
+    features = load_features(run_dir)
+    cohort_df = (cohort.df if cohort is not None
+                 else pd.read_parquet(run_dir / "cohort" / "cohort.parquet"))
+    labelled = cohort_df[cohort_df["pcr"].notna()]
+    labelled = labelled[labelled["patient_id"].astype(str).isin(features.index)]
+    y = pd.Series(labelled["pcr"].astype(int).to_numpy(),
+                  index=labelled["patient_id"].astype(str))
+    clinical = clinical_matrix(labelled)
+    return run_models(cfg, features.loc[y.index], clinical, y, run_dir / "models", jobs=jobs,
+                      progress=progress)
+
+
+def audit_stage(cfg: RunConfig, run_dir: Path, *, permutations: int | None = None,
+                feature_set: str | None = None, classifier: str = "lr", jobs: int = 1,
+                progress: bool = True) -> pd.DataFrame:
+    """Null audit (permuted labels) for honest and paper → ``<run>/audit/``."""
+    from workbench.models.audit import null_audit, summarise
+    from workbench.models.feature_sets import FEATURE_SETS, clinical_matrix
+    from workbench.models.protocols import ProtocolSettings
+    from workbench.models.stage import classifier_factory, load_features, selector_factory
+
+    features = load_features(run_dir)
+    cohort_df = pd.read_parquet(run_dir / "cohort" / "cohort.parquet")
+    labelled = cohort_df[cohort_df["pcr"].notna()
+                         & cohort_df["patient_id"].astype(str).isin(features.index)]
+    y = pd.Series(labelled["pcr"].astype(int).to_numpy(),
+                  index=labelled["patient_id"].astype(str))
+    if feature_set is None:  # the largest imaging set whose blocks were all extracted
+        from workbench.models.feature_sets import available_blocks
+
+        have = set(available_blocks(features.columns))
+        feature_set = next((fs for fs in ("fusion", "radiomics", "kinetic")
+                            if FEATURE_SETS[fs].blocks and set(FEATURE_SETS[fs].blocks) <= have),
+                           "radiomics")
+    settings = ProtocolSettings(test_size=cfg.protocol.test_size,
+                                cv_folds=cfg.protocol.cv_folds, repeats=1, seed=cfg.seed,
+                                jobs=jobs)
+    audit = null_audit(features.loc[y.index], clinical_matrix(labelled), y,
+                       selector=selector_factory(cfg), make_clf=classifier_factory,
+                       permutations=cfg.audit.permutations if permutations is None
+                       else permutations, feature_set=feature_set, classifier=classifier,
+                       protocols=("honest", "paper"), settings=settings, seed=cfg.seed,
+                       progress=progress)
+    out = run_dir / "audit"
+    out.mkdir(parents=True, exist_ok=True)
+    audit.to_parquet(out / "null_audit.parquet", index=False)
+    summary = summarise(audit)
+    summary.to_csv(out / "null_audit_summary.csv", index=False)
+    audit.attrs["summary"] = summary
+    return audit
+
+
+def predict_stage(model_path: Path, cohort: CohortTable, out: Path, *,
+                  cache_dir: Path | None = None, jobs: int = 1,
+                  progress: bool = True) -> pd.DataFrame:
+    """Apply a saved model to a new cohort with the model's own extraction settings."""
+    import tempfile
+
+    from workbench.config import parse_config
+    from workbench.models.feature_sets import clinical_matrix
+    from workbench.models.fusion import load_model
+
+    model = load_model(model_path)
+    cfg = parse_config(model.metadata.get("config") or {}, source=str(model_path))
+    cache = Path(cache_dir) if cache_dir else DEFAULT_INTERIM
+    pre = preprocess_stage(cohort, cfg, cache / "preprocessed", jobs=jobs, progress=progress)
+    wanted = tuple(b if b in ("radiomics", "kinetic") else "deep" for b in model.blocks)
+    with tempfile.TemporaryDirectory() as tmp:
+        feats = feature_stages(pre.table, cfg, cache, Path(tmp), jobs=jobs, progress=progress,
+                               stages=tuple(dict.fromkeys(wanted)))
+    tables = [r.features for r in feats.values()]
+    features = tables[0].join(tables[1:], how="inner") if len(tables) > 1 else (
+        tables[0] if tables else pd.DataFrame(index=pre.table["patient_id"].astype(str)))
+    clin = clinical_matrix(cohort.df)
+    features = features.join(clin, how="left") if not features.empty else clin
+    proba = model.predict_proba(features)[:, 1]
+    result = pd.DataFrame({"patient_id": features.index, "probability": proba,
+                           "feature_set": model.feature_set,
+                           "classifier": model.classifier_name, "protocol": model.protocol})
+    if model.metadata.get("warning"):
+        result["warning"] = model.metadata["warning"]
+    truth = cohort.df.set_index("patient_id")["pcr"]
+    result["label"] = result["patient_id"].map(truth)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result.to_csv(out, index=False)
+    problems = list(pre.problems) + [f"{r['patient_id']}: {r['message']}" for res in
+                                     feats.values() for _, r in res.errors.iterrows()]
+    result.attrs["problems"] = problems
+    return result
+
+
 def table1_stage(cohort: CohortTable, out: Path, *, seed: int = 42, test_size: float = 0.3):
     """Table 1 on the labelled patients, split as every protocol splits them."""
     from workbench.evaluation.table1 import table1, write_table1

@@ -70,6 +70,7 @@ class ProtocolResult:
     signatures: pd.DataFrame  # patient_id, protocol, block, repeat, fold, split, value
     split: pd.Series  # patient_id -> train / test
     final_models: dict = field(default_factory=dict)  # (feature_set, classifier) -> FusionModel
+    final_designs: dict = field(default_factory=dict)  # feature_set -> (X_train, X_test)
     skipped: list[dict] = field(default_factory=list)  # recorded, explained skips
     seconds: float = 0.0
     warning: str | None = None
@@ -150,13 +151,15 @@ def _run_fold(features, clinical, y, train_ids, eval_ids, sets, classifiers, sel
         fitted, skipped = _fit_blocks(features, y, train_ids, blocks, selector, seed)
     sig_train = _signatures(fitted, features, train_ids)
     sig_eval = _signatures(fitted, features, eval_ids)
-    preds, models = [], {}
+    preds, models, designs = [], {}, {}
     for fs in sets:
         missing = [b for b in fs.blocks if b not in fitted]
         if missing or (not fs.blocks and not fs.clinical):
             skipped.append({"feature_set": fs.name, "reason": f"blocks {missing} skipped"})
             continue
         Xtr, Xev = _design(sig_train, clinical, fs), _design(sig_eval, clinical, fs)
+        if keep_models:
+            designs[fs.name] = (Xtr, Xev)
         for name in classifiers:
             clf = make_clf(name, seed)
             clf.fit(Xtr, y.loc[train_ids])
@@ -166,7 +169,7 @@ def _run_fold(features, clinical, y, train_ids, eval_ids, sets, classifiers, sel
                                        "label": y.loc[eval_ids].to_numpy()}))
             if keep_models:
                 models[(fs.name, name)] = clf
-    return preds, fitted, skipped, models, sig_train, sig_eval
+    return preds, fitted, skipped, (models, designs), sig_train, sig_eval
 
 
 def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, y: pd.Series,
@@ -250,12 +253,19 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
         return task, preds, fitted, skip, models, sig_tr, sig_ev
 
     outputs = Parallel(n_jobs=s.jobs)(delayed(one)(t) for t in tasks)
-    predictions, selections, signatures, final_models = [], [], [], {}
+    predictions, selections, signatures, final_models, final_designs = [], [], [], {}, {}
     for (r, k, tr, ev), preds, fitted, skip, models, sig_tr, sig_ev in outputs:
         predictions += preds
         skipped += [{**d, "repeat": r, "fold": k} for d in skip]
         if r == -1:
-            final_models = {key: (fitted, clf) for key, clf in models.items()}
+            from workbench.models.fusion import assemble
+
+            clfs, designs = models
+            final_designs = designs
+            final_models = {
+                key: assemble(fitted, clf, features, list(designs[key[0]][0].columns),
+                              feature_set=key[0], classifier_name=key[1], protocol=protocol)
+                for key, clf in clfs.items()}
         if protocol == "honest" or r == -1:
             selections.append(_trace(fitted, r, k))
         for name, frame in (("train", sig_tr), ("eval", sig_ev)):
@@ -275,7 +285,8 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
     if not sig.empty:
         sig.insert(1, "protocol", protocol)
     return ProtocolResult(protocol=protocol, predictions=pred, selection=sel, signatures=sig,
-                          split=split, final_models=final_models, skipped=skipped,
+                          split=split, final_models=final_models,
+                          final_designs=final_designs, skipped=skipped,
                           seconds=time.perf_counter() - start,
                           warning=LEAKAGE_WARNING if protocol == "paper" else None)
 

@@ -1,0 +1,165 @@
+"""A fitted fusion model: block signatures + clinical columns → classifier, as one object.
+
+:class:`FusionModel` is what ``workbench predict`` applies to a new cohort: it takes a raw
+feature table (block columns by prefix plus ``clin__`` columns), computes each block's
+signature with the selection pipeline fitted on the training patients, and returns the
+classifier's probability of pCR. It is saved with skops (never pickle) by :func:`save_model`
+and read back by :func:`load_model`, which only trusts types from an explicit allowlist.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils.validation import check_is_fitted
+
+from workbench.errors import WorkbenchError
+from workbench.models.feature_sets import CLINICAL_PREFIX, block_columns
+
+TRUSTED_PREFIXES = ("sklearn.", "workbench.", "numpy.", "xgboost.", "catboost.", "scipy.",
+                    "builtins.", "collections.", "pandas.")
+
+
+class FusionModel(ClassifierMixin, BaseEstimator):
+    """Signatures of fitted blocks (+ clinical columns) fed to a fitted classifier pipeline.
+
+    Parameters
+    ----------
+    blocks
+        ``{block: fitted selection pipeline}`` (each maps its columns to ``sig__<block>``).
+    classifier
+        Fitted classifier pipeline over ``design_columns``.
+    design_columns
+        Column order the classifier was fitted on (signatures, then clinical columns).
+    block_inputs
+        ``{block: [input columns]}`` as seen at fit time.
+    feature_set, classifier_name, protocol
+        What the model is, for provenance.
+    metadata
+        Free-form provenance (config, versions, weights source, training patients...).
+    """
+
+    def __init__(self, blocks=None, classifier=None, design_columns=None, block_inputs=None,
+                 feature_set="", classifier_name="", protocol="honest", metadata=None):
+        self.blocks = blocks
+        self.classifier = classifier
+        self.design_columns = design_columns
+        self.block_inputs = block_inputs
+        self.feature_set = feature_set
+        self.classifier_name = classifier_name
+        self.protocol = protocol
+        self.metadata = metadata
+
+    def fit(self, X, y=None):  # assembled from already fitted parts
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def design(self, features: pd.DataFrame) -> pd.DataFrame:
+        """Signatures + clinical columns in the order the classifier was fitted on."""
+        cols = {}
+        for block, est in (self.blocks or {}).items():
+            wanted = self.block_inputs[block]
+            missing = [c for c in wanted if c not in features.columns]
+            if missing:
+                raise WorkbenchError(f"feature table lacks {len(missing)} '{block}' columns "
+                                     f"the model was trained on (e.g. {missing[:3]}); extract "
+                                     "features with the model's settings", step="predict")
+            out = est.transform(features[wanted])
+            cols[f"sig__{block}"] = np.asarray(out, dtype=float)[:, 0]
+        design = pd.DataFrame(cols, index=features.index)
+        clin = [c for c in self.design_columns if c.startswith(CLINICAL_PREFIX)]
+        for c in clin:
+            design[c] = features[c] if c in features.columns else np.nan
+        return design[list(self.design_columns)]
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        check_is_fitted(self, "classes_")
+        return self.classifier.predict_proba(self.design(features))
+
+    def predict(self, features: pd.DataFrame, threshold: float = 0.5) -> np.ndarray:
+        return (self.predict_proba(features)[:, 1] >= threshold).astype(int)
+
+
+def assemble(fitted_blocks: dict, classifier, features: pd.DataFrame, design_columns,
+             *, feature_set: str, classifier_name: str, protocol: str,
+             metadata: dict | None = None) -> FusionModel:
+    """Build a :class:`FusionModel` from the parts a protocol fitted."""
+    used = [c.removeprefix("sig__") for c in design_columns if c.startswith("sig__")]
+    model = FusionModel(blocks={b: fitted_blocks[b] for b in used}, classifier=classifier,
+                        design_columns=list(design_columns),
+                        block_inputs={b: block_columns(features.columns, b) for b in used},
+                        feature_set=feature_set, classifier_name=classifier_name,
+                        protocol=protocol, metadata=metadata or {})
+    return model.fit(None)
+
+
+def _plain(value):
+    """pandas tables (fit diagnostics such as ``results_``) as plain dicts: skops cannot
+    serialise pandas' internals, and prediction never needs them."""
+    if isinstance(value, pd.DataFrame):
+        return {"__table__": True, "index": [str(i) for i in value.index],
+                "columns": {str(c): value[c].tolist() for c in value.columns}}
+    if isinstance(value, pd.Series):
+        return {"__series__": True, "index": [str(i) for i in value.index],
+                "values": value.tolist()}
+    return value
+
+
+def _strip_pandas(obj, seen: set[int] | None = None):
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return
+    seen.add(id(obj))
+    if isinstance(obj, dict):
+        for key, value in list(obj.items()):
+            obj[key] = _plain(value)
+            _strip_pandas(obj[key], seen)
+    elif isinstance(obj, list | tuple):
+        for item in obj:
+            _strip_pandas(item, seen)
+    elif hasattr(obj, "__dict__") and type(obj).__module__.startswith(("sklearn", "workbench")):
+        for key, value in list(vars(obj).items()):
+            setattr(obj, key, _plain(value))
+            _strip_pandas(getattr(obj, key), seen)
+
+
+def save_model(model: FusionModel, path: str | Path) -> Path:
+    """Save with skops (a safe, inspectable format; never pickle).
+
+    A copy is saved in which fit diagnostics held as pandas tables become plain dicts; the
+    in-memory model is left as it is.
+    """
+    import copy
+
+    import skops.io as sio
+
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    clean = copy.deepcopy(model)
+    _strip_pandas(clean)
+    sio.dump(clean, out)
+    return out
+
+
+def load_model(path: str | Path) -> FusionModel:
+    """Load a skops model, trusting only allowlisted module prefixes.
+
+    Raises
+    ------
+    WorkbenchError
+        If the file holds a type outside the allowlist (it is then not loaded at all).
+    """
+    import skops.io as sio
+
+    p = Path(path)
+    if not p.is_file():
+        raise WorkbenchError("model file not found", step="predict", path=p)
+    untrusted = sio.get_untrusted_types(file=p)
+    unknown = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+    if unknown:
+        raise WorkbenchError(f"model file holds types outside the allowlist {unknown}; "
+                             "refusing to load it", step="predict", path=p)
+    return sio.load(p, trusted=untrusted)
