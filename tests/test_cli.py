@@ -4,8 +4,8 @@ import time
 from pathlib import Path
 
 import pandas as pd
-from conftest import write_tiny_patient
 
+from conftest import write_tiny_patient
 from workbench.cli import main
 
 BIN = Path(sys.executable).parent

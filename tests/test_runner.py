@@ -10,6 +10,9 @@ from workbench.config import parse_config
 from workbench.runner import run_pipeline
 
 
+N = 16  # patients in the tiny cohort (seed 0: both classes, enough for 3-fold CV)
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
@@ -18,8 +21,13 @@ def tiny_run(tmp_path_factory):
     from workbench.config import load_config
 
     (root / "tiny.yaml").write_text(yaml.safe_dump(
-        {"name": "tiny", "jobs": 1, "cohort": {"format": "synthetic", "path": "raw",
-                                               "synthetic": {"n": 6, "seed": 1}}}))
+        {"name": "tiny", "jobs": 1,
+         "cohort": {"format": "synthetic", "path": "raw", "synthetic": {"n": N, "seed": 0}},
+         "deep": {"networks": ["efficientnetb0"], "weights": "random", "batch_size": 8},
+         "feature_sets": ["clinical", "radiomics", "kinetic", "efficientnetb0"],
+         "classifiers": ["lr", "rf"],
+         "selection": {"lasso": {"n_alphas": 10}},
+         "protocol": {"cv_folds": 3}, "audit": {"permutations": 2}}))
     cfg = load_config(root / "tiny.yaml")
     result = run_pipeline(cfg, out=root / "run", cache_dir=root / "cache", progress=False)
     return cfg, root, result
@@ -29,7 +37,7 @@ def test_run_directory_contract(tiny_run):
     cfg, root, result = tiny_run
     run = result.run_dir
     cohort = pd.read_parquet(run / "cohort" / "cohort.parquet")
-    assert len(cohort) == 6 and cohort["patient_id"].is_unique
+    assert len(cohort) == N and cohort["patient_id"].is_unique
     pre = pd.read_parquet(run / "preprocessed.parquet")
     assert set(pre["patient_id"]) == set(cohort["patient_id"])
     assert (run / "table1" / "table1.html").is_file()
@@ -38,13 +46,25 @@ def test_run_directory_contract(tiny_run):
     assert manifest["config"]["name"] == "tiny" and manifest["seed"] == cfg.seed
     assert manifest["packages"]["SimpleITK"]
     hashed = [k for k, v in manifest["inputs"].items() if v]
-    assert len(hashed) == 6 * 4 + 1  # 3 phases + mask per patient, and the config file
-    assert manifest["cohort"]["preprocessed"] == 6
-    assert any("preprocessed 6 (6 computed, 0 cached)" in line for line in result.summary)
+    assert len(hashed) == N * 4 + 1  # 3 phases + mask per patient, and the config file
+    assert manifest["cohort"]["preprocessed"] == N
+    assert any(f"preprocessed {N} ({N} computed, 0 cached)" in line for line in result.summary)
     rad = pd.read_parquet(run / "features" / "radiomics.parquet")
-    assert rad.shape == (6, 1702) and set(rad.index) == set(cohort["patient_id"])
+    assert rad.shape == (N, 1702) and set(rad.index) == set(cohort["patient_id"])
     kin = pd.read_parquet(run / "features" / "kinetic.parquet")
-    assert len(kin) == 6 and all(c.startswith("kin__") for c in kin.columns)
+    assert len(kin) == N and all(c.startswith("kin__") for c in kin.columns)
+    deep = pd.read_parquet(run / "features" / "deep.parquet")
+    assert deep.shape == (N, 1280) and deep.columns[0] == "dl_efficientnetb0__0"
+    assert manifest["deep_weights"]["networks"]["efficientnetb0"]["kind"] == "random"
+    assert any(line.startswith("deep weights: RANDOM") for line in result.summary)
+    preds = pd.read_parquet(run / "models" / "predictions.parquet")
+    assert set(preds["protocol"]) == {"honest", "paper"}
+    assert set(preds["feature_set"]) == {"clinical", "radiomics", "kinetic", "efficientnetb0"}
+    metrics = pd.read_parquet(run / "models" / "metrics.parquet")
+    assert (metrics.loc[metrics["protocol"] == "paper", "warning"].str.contains("leakage")).all()
+    assert (run / "models" / "honest" / "radiomics__lr.skops").is_file()
+    audit = pd.read_parquet(run / "audit" / "null_audit.parquet")
+    assert audit["permutation"].nunique() == 2 and set(audit["protocol"]) == {"honest", "paper"}
     assert manifest["features"]["radiomics"]["columns"] == 1702
     if manifest["ibsi"]["status"] == "done":  # ../shared present
         assert manifest["ibsi"]["line"] == "IBSI digital phantom: 282/282 matched"
@@ -55,8 +75,8 @@ def test_run_directory_contract(tiny_run):
 def test_rerun_uses_every_cache(tiny_run):
     cfg, root, _ = tiny_run
     again = run_pipeline(cfg, out=root / "run", cache_dir=root / "cache", progress=False)
-    assert any("preprocessed 6 (0 computed, 6 cached)" in line for line in again.summary)
-    assert any("radiomics: 1702 features x 6 patients (0 computed" in line
+    assert any(f"preprocessed {N} (0 computed, {N} cached)" in line for line in again.summary)
+    assert any(f"radiomics: 1702 features x {N} patients (0 computed" in line
                for line in again.summary)
 
 

@@ -132,6 +132,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
     for _, row in res.errors.iterrows():
         print(f"  - [patient {row['patient_id']}] {row['step']}: {row['message']} "
               f"(file {row['file']})")
+    if getattr(res, "label", ""):
+        print(f"weights: {res.label}")
     return 0
 
 
@@ -256,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("extract", help="feature extraction (preprocesses first, cached)")
     esub = p.add_subparsers(dest="stage", metavar="STAGE", required=True)
     for stage, text in (("radiomics", "PyRadiomics features (study: 1,702)"),
-                        ("kinetic", "DCE kinetic features (PE, SER, FTV)")):
+                        ("kinetic", "DCE kinetic features (PE, SER, FTV)"),
+                        ("deep", "five ImageNet CNNs on the largest tumour slice (8,576)")):
         e = esub.add_parser(stage, help=text)
         e.add_argument("--cohort", required=True, help="manifest CSV or dataset root")
         e.add_argument("--format", default="auto", choices=COHORT_FORMATS)

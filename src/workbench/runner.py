@@ -30,7 +30,7 @@ import pandas as pd
 
 from workbench.cohort.table import CohortTable, Problem, problems_frame
 from workbench.config import RunConfig
-from workbench.errors import CohortError
+from workbench.errors import CohortError, ConfigError, WorkbenchError
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +89,22 @@ def preprocess_stage(cohort: CohortTable, cfg: RunConfig, out: Path | None = Non
                              progress=progress)
 
 
+def fine_tune_split(labels: pd.Series, cfg: RunConfig) -> dict:
+    """Labels and train / test ids for fine-tuning: exactly the protocols' split."""
+    from workbench.models.split import stratified_split
+
+    y = labels.dropna().astype(int)
+    y.index = y.index.astype(str)
+    y = y.sort_index()
+    split = stratified_split(pd.Series(y.index), y, test_size=cfg.protocol.test_size,
+                             seed=cfg.seed)
+    return {"labels": y.to_dict(), "train_ids": split.index[split == "train"].tolist(),
+            "test_ids": split.index[split == "test"].tolist()}
+
+
 def radiomics_params_path(cfg: RunConfig) -> Path:
     """The radiomics parameter file: relative to the config file, else to the shipped
     ``configs/`` folder (``radiomics/paper.yaml`` works from any config location)."""
-    from workbench.errors import ConfigError
-
     given = Path(cfg.radiomics.params)
     candidates = [cfg.resolve_path(cfg.radiomics.params)]
     if not given.is_absolute():
@@ -108,7 +119,8 @@ def radiomics_params_path(cfg: RunConfig) -> Path:
 
 def feature_stages(pre_table: pd.DataFrame, cfg: RunConfig, cache: Path, out: Path, *,
                    jobs: int = 1, scheduler=None, progress: bool = True,
-                   stages: tuple[str, ...] = ("radiomics", "kinetic")) -> dict:
+                   stages: tuple[str, ...] = ("radiomics", "kinetic", "deep"),
+                   labels: pd.Series | None = None) -> dict:
     """Extract every configured feature family into the store and the run directory.
 
     Writes ``<out>/<stage>.parquet`` and ``<out>/<stage>.errors.csv`` per stage and returns
@@ -130,6 +142,25 @@ def feature_stages(pre_table: pd.DataFrame, cfg: RunConfig, cache: Path, out: Pa
             pre_table, store, pe_threshold=cfg.kinetic.pe_threshold,
             ser_washout=cfg.kinetic.ser_washout, jobs=jobs, scheduler=scheduler,
             progress=progress)
+    if "deep" in stages and cfg.deep.networks:
+        from workbench.features.deep import extract_deep
+
+        weights = cfg.deep.weights
+        if weights not in ("imagenet", "random"):
+            weights = str(cfg.resolve_path(weights))
+        tune = {}
+        if cfg.deep.fine_tune:
+            tune = fine_tune_split(labels, cfg) if labels is not None else {}
+            if not tune:
+                raise ConfigError("deep.fine_tune needs pCR labels to fit on the training "
+                                  "split", step="config", path=cfg.source)
+        results["deep"] = extract_deep(
+            pre_table, store, networks=cfg.deep.networks, weights=weights,
+            fine_tune=bool(tune), **tune,
+            require_pretrained=cfg.deep.require_pretrained, channels=cfg.deep.channels,
+            margin=cfg.deep.margin, image_size=cfg.deep.image_size,
+            batch_size=cfg.deep.batch_size, seed=cfg.seed, progress=progress,
+            crops_dir=out / "crops")
     for name, res in results.items():
         res.save(out / f"{name}.parquet")
     return results
@@ -255,9 +286,9 @@ def table1_stage(cohort: CohortTable, out: Path, *, seed: int = 42, test_size: f
     from workbench.evaluation.table1 import table1, write_table1
     from workbench.models.split import stratified_split
 
-    labelled = cohort.labelled()
+    labelled = cohort.labelled().sort_values("patient_id").reset_index(drop=True)
     split = stratified_split(labelled["patient_id"], labelled["pcr"], test_size=test_size,
-                             seed=seed)
+                             seed=seed)  # the same split as every protocol (sorted ids)
     table = table1(labelled, split)
     notes = [f"Cohort '{cohort.name}': {len(labelled)} patients with known pCR of "
              f"{len(cohort.df)}; stratified {1 - test_size:.0%}/{test_size:.0%} split, "
@@ -323,14 +354,30 @@ def run_pipeline(cfg: RunConfig, *, out: Path | None = None, cache_dir: Path | N
     timings["preprocess"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
+    labels = pd.Series(cohort.df["pcr"].to_numpy(), index=cohort.df["patient_id"])
     feats = feature_stages(pre.table, cfg, cache, run_dir / "features", jobs=jobs,
-                           scheduler=scheduler,
+                           scheduler=scheduler, labels=labels,
                            progress=progress)
     for name, res in feats.items():
         cohort.add_problems(Problem(str(r["patient_id"]), f"{name}:{r['step']}", r["message"],
                                     r.get("file"), "error")
                             for _, r in res.errors.iterrows())
     timings["features"] = time.perf_counter() - t0
+
+    models = audit = None
+    cohort.save(run_dir / "cohort")  # the modelling and audit stages read it from the run
+    if len(cohort.labelled()) and cfg.classifiers:
+        t0 = time.perf_counter()
+        try:
+            models = model_stage(cfg, run_dir, cohort, jobs=jobs, progress=progress)
+        except WorkbenchError as exc:  # e.g. too few patients of a class: recorded
+            cohort.add_problems([Problem(None, "model", f"modelling skipped: {exc.message}",
+                                         None, "warning")])
+        timings["models"] = time.perf_counter() - t0
+        if models is not None and cfg.audit.permutations:
+            t0 = time.perf_counter()
+            audit = audit_stage(cfg, run_dir, jobs=jobs, progress=progress)
+            timings["audit"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     ibsi = ibsi_stage(run_dir)
@@ -362,12 +409,35 @@ def run_pipeline(cfg: RunConfig, *, out: Path | None = None, cache_dir: Path | N
                                               "cached": int(res.n_cached),
                                               "seconds": round(float(res.seconds), 2)}
                                        for name, res in feats.items()},
+                          "deep_weights": (feats["deep"].provenance if "deep" in feats
+                                           else None),
+                          "models": (None if models is None else
+                                     {"seconds": round(models.seconds, 1),
+                                      "protocols": list(models.results),
+                                      "skipped": len(models.skipped)}),
+                          "audit": (None if audit is None else
+                                    audit.attrs["summary"].to_dict(orient="records")),
                           "ibsi": ibsi})
     summary = _summary(cohort, pre, timings, run_dir)
     for name, res in feats.items():
         summary.insert(-2, f"{name}: {res.features.shape[1]} features x {len(res.features)} "
                            f"patients ({res.n_computed} computed, {res.n_cached} cached, "
                            f"{res.n_failed} failed)")
+    if "deep" in feats:
+        summary.insert(-2, f"deep weights: {feats['deep'].label}")
+    if models is not None:
+        from workbench.models.stage import headline
+
+        best = [fs for fs in ("fusion_clinical_kinetic", "fusion_clinical", "fusion",
+                              "radiomics", "clinical") if fs in set(models.metrics["feature_set"])]
+        if best:
+            summary[-2:-2] = headline(models.metrics, best[0])
+    if audit is not None:
+        for _, r in audit.attrs["summary"].iterrows():
+            if r["split"] == "test":
+                summary.insert(-2, f"null audit ({audit['feature_set'].iloc[0]}, "
+                                   f"{int(r['runs'])} permutations) {r['protocol']}: test AUC "
+                                   f"{r['mean']:.3f} ± {r['sd']:.3f}")
     if ibsi.get("line"):
         summary.insert(-2, ibsi["line"])
     return RunResult(run_dir, summary)

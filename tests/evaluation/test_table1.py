@@ -2,9 +2,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from workbench.errors import CohortError
 from workbench.evaluation.table1 import table1, to_html, write_table1
 from workbench.models.split import stratified_split
-from workbench.errors import CohortError
 
 
 def _cohort(n=120, seed=0):

@@ -242,7 +242,7 @@ def _validate_labels(df: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[
     raw = df["pcr"]
     numeric = pd.to_numeric(raw, errors="coerce")
     bad = (raw.notna() & ~numeric.isin([0, 1])) | (raw.notna() & numeric.isna())
-    for pid, value in zip(df.loc[bad, "patient_id"], raw[bad]):
+    for pid, value in zip(df.loc[bad, "patient_id"], raw[bad], strict=True):
         found.append(Problem(pid, "validate",
                              f"pcr label {value!r} is not 0, 1 or empty; patient excluded: "
                              "fix the label (1 = pCR, 0 = residual disease, empty = unknown)",
@@ -258,7 +258,7 @@ def _validate_clinical(df: pd.DataFrame, source: str) -> list[Problem]:
         if col not in df.columns or vocab is None:
             continue
         bad = df[col].notna() & ~df[col].isin(vocab)
-        for pid, value in zip(df.loc[bad, "patient_id"], df.loc[bad, col]):
+        for pid, value in zip(df.loc[bad, "patient_id"], df.loc[bad, col], strict=True):
             found.append(Problem(pid, "validate",
                                  f"{col} value {value!r} is not one of {list(vocab)}; "
                                  "set to missing", source or None, "warning"))
@@ -268,7 +268,7 @@ def _validate_clinical(df: pd.DataFrame, source: str) -> list[Problem]:
             continue
         numeric = pd.to_numeric(df[col], errors="coerce")
         bad = df[col].notna() & numeric.isna()
-        for pid, value in zip(df.loc[bad, "patient_id"], df.loc[bad, col]):
+        for pid, value in zip(df.loc[bad, "patient_id"], df.loc[bad, col], strict=True):
             found.append(Problem(pid, "validate", f"{col} value {value!r} is not a number; "
                                  "set to missing", source or None, "warning"))
         df[col] = numeric

@@ -17,7 +17,7 @@ ORIGIN_TOL_MM = 1e-2  # absolute, in mm; scaled by spacing below
 DIRECTION_TOL = 1e-4
 
 
-def describe(image: "sitk.Image") -> dict:
+def describe(image: sitk.Image) -> dict:
     """Size, spacing, origin and direction of an image as plain Python values."""
     return {
         "size": tuple(int(s) for s in image.GetSize()),
@@ -27,7 +27,7 @@ def describe(image: "sitk.Image") -> dict:
     }
 
 
-def geometry_mismatch(reference: "sitk.Image", other: "sitk.Image") -> str | None:
+def geometry_mismatch(reference: sitk.Image, other: sitk.Image) -> str | None:
     """Describe how ``other``'s grid differs from ``reference``'s, or ``None`` if it matches.
 
     Tolerances: spacing within 0.1 % relative, origin within 10 % of the smallest voxel
@@ -47,7 +47,7 @@ def geometry_mismatch(reference: "sitk.Image", other: "sitk.Image") -> str | Non
     return None
 
 
-def check_same_grid(images: Mapping[str, "sitk.Image"], *, patient: str | None = None,
+def check_same_grid(images: Mapping[str, sitk.Image], *, patient: str | None = None,
                     reference: str | None = None) -> None:
     """Raise :class:`GeometryError` unless all ``images`` share the reference's grid."""
     if not images:
@@ -64,7 +64,7 @@ def check_same_grid(images: Mapping[str, "sitk.Image"], *, patient: str | None =
                                 patient=patient, step="geometry")
 
 
-def check_mask(mask: "sitk.Image", *, patient: str | None = None, path: str | None = None) -> int:
+def check_mask(mask: sitk.Image, *, patient: str | None = None, path: str | None = None) -> int:
     """Check a tumour mask is binary and non-empty; return its voxel count.
 
     Raises
@@ -91,8 +91,8 @@ def check_mask(mask: "sitk.Image", *, patient: str | None = None, path: str | No
 MASK_SPACES = ("grid", "physical")
 
 
-def align_mask(mask: "sitk.Image", reference: "sitk.Image", *, mask_space: str = "grid",
-               patient: str | None = None, path: str | None = None) -> "sitk.Image":
+def align_mask(mask: sitk.Image, reference: sitk.Image, *, mask_space: str = "grid",
+               patient: str | None = None, path: str | None = None) -> sitk.Image:
     """Return the mask on the reference image's grid.
 
     ``mask_space="grid"`` (the default) requires the mask to share the reference grid and

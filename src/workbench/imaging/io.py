@@ -36,7 +36,7 @@ def split_selector(spec: str) -> tuple[str, int | None]:
 
 
 def read_image(spec: str | Path, *, patient: str | None = None, what: str = "image",
-               pixel_type: int | None = None) -> "sitk.Image":
+               pixel_type: int | None = None) -> sitk.Image:
     """Read an image or mask, keeping spacing, origin and direction.
 
     Parameters
@@ -84,7 +84,7 @@ def read_image(spec: str | Path, *, patient: str | None = None, what: str = "ima
     return image
 
 
-def _reject_nonfinite(image: "sitk.Image", path: Path, spec: object, patient: str | None,
+def _reject_nonfinite(image: sitk.Image, path: Path, spec: object, patient: str | None,
                       what: str) -> None:
     """Raise on NaN/inf voxels. ITK's NIfTI reader silently turns NaN into 0, so float NIfTI
     files are also scanned on disk with nibabel."""
@@ -110,7 +110,7 @@ def _reject_nonfinite(image: "sitk.Image", path: Path, spec: object, patient: st
                          path=spec)
 
 
-def write_image(image: "sitk.Image", path: str | Path, *, compress: bool = True) -> Path:
+def write_image(image: sitk.Image, path: str | Path, *, compress: bool = True) -> Path:
     """Write an image atomically (temporary file, then rename), creating parent folders."""
     import os
 

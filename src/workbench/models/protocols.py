@@ -208,6 +208,8 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
     y = check_inputs(features, y, min_per_class=max(3, s.cv_folds if s.cv_folds else 3))
     features = features.copy()
     features.index = features.index.astype(str)
+    features = features.sort_index()  # the split depends on row order: make it canonical
+    y = y.loc[features.index]
     clinical = clinical.reindex(features.index)
     clinical = clinical[[c for c in clinical.columns if str(c).startswith(CLINICAL_PREFIX)]]
     sets = [FEATURE_SETS[n] for n in feature_sets]
@@ -254,7 +256,7 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
 
     outputs = Parallel(n_jobs=s.jobs)(delayed(one)(t) for t in tasks)
     predictions, selections, signatures, final_models, final_designs = [], [], [], {}, {}
-    for (r, k, tr, ev), preds, fitted, skip, models, sig_tr, sig_ev in outputs:
+    for (r, k, _tr, _ev), preds, fitted, skip, models, sig_tr, sig_ev in outputs:
         predictions += preds
         skipped += [{**d, "repeat": r, "fold": k} for d in skip]
         if r == -1:
