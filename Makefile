@@ -27,7 +27,7 @@ demo: $(STAMP)
 	$(BIN)/workbench demo --config configs/demo.yaml
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -97,7 +97,9 @@ def test_a_cohort_too_small_to_split_skips_table1_with_a_reason(tmp_path):
     cfg = parse_config({"name": "one-class", "jobs": 1,
                         "cohort": {"format": "synthetic", "path": str(tmp_path / "raw"),
                                    "synthetic": {"n": 4, "seed": 3}},
-                        "preprocessing": {"n4": False}}, source=str(tmp_path / "c.yaml"))
+                        "preprocessing": {"n4": False},
+                        "deep": {"networks": ["efficientnetb0"], "weights": "random"}},
+                       source=str(tmp_path / "c.yaml"))
     result = run_pipeline(cfg, out=tmp_path / "run", cache_dir=tmp_path / "cache",
                           progress=False)
     problems = pd.read_csv(result.run_dir / "cohort" / "problems.csv")
