@@ -46,6 +46,7 @@ from workbench.cohort.table import (
     MASK_COLUMN,
     CohortTable,
     Problem,
+    decode_status,
     image_column,
     validate_cohort,
 )
@@ -59,7 +60,6 @@ _IMAGE = re.compile(r"^(?P<pid>.+?)_(?:spy1_vis1_acq|spy2_vis1_dce_aqc_|duke_aqc
 _MASK = re.compile(r"^(?P<pid>.+?)_(?:spy1_vis1|spy2_vis1|duke)_mask\.nii(?:\.gz)?$", re.I)
 _HR_HER2 = {"hrposher2neg": HR_HER2_VALUES[0], "her2pos": HR_HER2_VALUES[1],
             "tripleneg": HR_HER2_VALUES[2]}
-_STATUS = {0: "negative", 1: "positive"}
 
 
 def load_breastdcedl(root: str | Path, *, phases: Sequence[str] | None = DEFAULT_PHASES,
@@ -209,20 +209,7 @@ def _index(sheet: pd.DataFrame, column: str, row: int) -> int | None:
 
 def _status(sheet: pd.DataFrame, column: str, patients: pd.Series,
             file: str) -> tuple[list, list[Problem]]:
-    if column not in sheet:
-        return [None] * len(sheet), []
-    values, problems = [], []
-    for pid, raw in zip(patients, sheet[column], strict=True):
-        number = pd.to_numeric(pd.Series([raw]), errors="coerce").iloc[0]
-        if pd.isna(raw):
-            values.append(None)
-        elif number in _STATUS:
-            values.append(_STATUS[int(number)])
-        else:
-            values.append(None)
-            problems.append(Problem(pid, "load", f"{column.upper()} value {raw!r} is not 0, 1 "
-                                    "or empty; set to missing", file, "warning"))
-    return values, problems
+    return decode_status(sheet, column, patients, file, label=column.upper())
 
 
 def _race(white, black) -> str | None:

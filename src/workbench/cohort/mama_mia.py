@@ -40,6 +40,7 @@ from workbench.cohort.table import (
     MASK_COLUMN,
     CohortTable,
     Problem,
+    decode_status,
     image_column,
     validate_cohort,
 )
@@ -49,7 +50,6 @@ CLINICAL_FILENAME = "clinical_and_imaging_info.xlsx"
 CLINICAL_SHEET = "dataset_info"
 KNOWN_PHASES = ("pre", "early", "late")
 SEGMENTATIONS = ("expert", "automatic")
-_STATUS = {0: "negative", 1: "positive"}
 
 
 def load_mama_mia(root: str | Path, *, phases: Sequence[str] | None = DEFAULT_PHASES,
@@ -200,20 +200,7 @@ def _choose_phases(files: dict[int, str]) -> dict[str, str]:
 
 def _status(sheet: pd.DataFrame, column: str, patients: pd.Series,
             file: str) -> tuple[list, list[Problem]]:
-    if column not in sheet:
-        return [None] * len(sheet), []
-    values, problems = [], []
-    for pid, raw in zip(patients, sheet[column], strict=True):
-        number = pd.to_numeric(pd.Series([raw]), errors="coerce").iloc[0]
-        if pd.isna(raw) or raw == "":
-            values.append(None)
-        elif number in _STATUS:
-            values.append(_STATUS[int(number)])
-        else:
-            values.append(None)
-            problems.append(Problem(pid, "load", f"{column} value {raw!r} is not 0, 1 or empty; "
-                                    "set to missing", file, "warning"))
-    return values, problems
+    return decode_status(sheet, column, patients, file)
 
 
 def _hr_her2(hr: str | None, her2: str | None, subtype) -> str | None:

@@ -292,3 +292,31 @@ def _check_paths(df: pd.DataFrame, phases: Sequence[str]) -> list[Problem]:
             if not Path(path).exists():
                 found.append(Problem(pid, "load", f"{what} file does not exist", str(value)))
     return found
+
+
+_BINARY_STATUS = {0: "negative", 1: "positive"}
+
+
+def decode_status(sheet: pd.DataFrame, column: str, patients: pd.Series, file: str, *,
+                  label: str | None = None) -> tuple[list, list[Problem]]:
+    """Decode a 0/1 receptor column of a clinical sheet into ``negative`` / ``positive``.
+
+    Empty cells stay missing; any other value becomes missing with a warning naming the
+    patient, the column (``label``, default the column name) and the file.
+    """
+    if column not in sheet:
+        return [None] * len(sheet), []
+    label = label or column
+    values: list = []
+    problems: list[Problem] = []
+    for pid, raw in zip(patients, sheet[column], strict=True):
+        number = pd.to_numeric(pd.Series([raw]), errors="coerce").iloc[0]
+        if pd.isna(raw) or raw == "":
+            values.append(None)
+        elif number in _BINARY_STATUS:
+            values.append(_BINARY_STATUS[int(number)])
+        else:
+            values.append(None)
+            problems.append(Problem(pid, "load", f"{label} value {raw!r} is not 0, 1 or empty; "
+                                    "set to missing", file, "warning"))
+    return values, problems
