@@ -186,6 +186,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from workbench.report import build_report
+
+    out = build_report(Path(args.run), Path(args.out) if args.out else None)
+    print(f"Report: {out}")
+    return 0
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     from workbench.config import load_config
 
@@ -294,6 +302,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="CSV of probabilities")
     p.add_argument("--jobs", type=int, default=None)
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("report", help="standalone HTML report of a run directory")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--out", default=None, help="HTML file (default <run>/report.html)")
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("table1", help="clinical characteristics by split and pCR")
     _add_cohort_args(p)

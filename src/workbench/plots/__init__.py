@@ -1,0 +1,43 @@
+"""Figures as functions returning HoloViews objects (bokeh backend).
+
+Every function takes the run directory's tidy tables, computes only cheap summaries through
+:mod:`workbench.evaluation` (never refits a model) and returns a HoloViews element, overlay
+or layout: render with ``hv.render(obj, backend="bokeh")``, show in a notebook or a Panel
+dashboard, or embed in the HTML report. Figures with ``paper`` protocol numbers carry
+:data:`PAPER_TITLE_WARNING` in their title; figures built on deep features carry the weights
+label passed as ``weights_label``.
+"""
+
+from workbench.plots._common import (
+    PAPER_TITLE_WARNING,
+    PlotInputError,
+    figure_title,
+    model_name,
+    uses_deep,
+)
+from workbench.plots.audit import null_audit_histogram
+from workbench.plots.explain import beeswarm_offsets, shap_beeswarm, shap_importance
+from workbench.plots.performance import (
+    auc_heatmap,
+    calibration_curve,
+    confusion_matrix_plot,
+    roc_curves,
+    roc_label,
+)
+from workbench.plots.signatures import (
+    FUNNEL_STEPS,
+    funnel_counts,
+    lasso_coefficients,
+    selection_funnel,
+    signature_boxplots,
+    univariate_pvalues,
+)
+from workbench.plots.utility import decision_curves
+
+__all__ = [
+    "FUNNEL_STEPS", "PAPER_TITLE_WARNING", "PlotInputError", "auc_heatmap", "beeswarm_offsets",
+    "calibration_curve", "confusion_matrix_plot", "decision_curves", "figure_title",
+    "funnel_counts", "lasso_coefficients", "model_name", "null_audit_histogram",
+    "roc_curves", "roc_label", "selection_funnel", "shap_beeswarm", "shap_importance",
+    "signature_boxplots", "univariate_pvalues", "uses_deep",
+]

@@ -1,0 +1,109 @@
+"""The report's tables as DataFrames of formatted strings (pure pandas, no HTML).
+
+* :func:`table2` — the study's Table 2: per feature set × classifier, AUC (95 % CI),
+  accuracy, sensitivity, specificity, precision and F1 on one split of one protocol.
+* :func:`ablation_table` — Table S2: rows radiomics / deep / fusion feature sets, columns
+  classifiers, cells AUC (95 % CI).
+* :func:`funnel_table` — features extracted and kept by each selection stage, per block.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from workbench.config import ALL_NETWORKS
+
+__all__ = ["ABLATION_SETS", "TABLE2_METRICS", "ablation_table", "classifier_label",
+           "format_ci", "funnel_table", "table2"]
+
+#: Table 2 columns: metric name in the metrics table → column heading.
+TABLE2_METRICS: dict[str, str] = {
+    "auc": "AUC (95% CI)", "accuracy": "Accuracy", "sensitivity": "Sensitivity",
+    "specificity": "Specificity", "precision": "Precision", "f1": "F1",
+}
+#: Feature sets of the ablation table (Table S2), in row order, when present.
+ABLATION_SETS: tuple[str, ...] = ("radiomics", *ALL_NETWORKS, "deep", "fusion",
+                                  "fusion_clinical", "fusion_clinical_kinetic")
+
+
+def format_ci(value: float, lo: float, hi: float, digits: int = 2) -> str:
+    """``"0.72 (0.55–0.88)"``; ``"n/a"`` for a missing value, no interval when absent."""
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)):
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} ({lo:.{digits}f}–{hi:.{digits}f})"
+
+
+def classifier_label(name: str) -> str:
+    """Display name of a classifier (``"lr"`` → ``"Logistic regression"``)."""
+    from workbench.models.classifiers import LABELS
+
+    return LABELS.get(str(name), str(name))
+
+
+def _rows(metrics: pd.DataFrame, protocol: str, split: str) -> pd.DataFrame:
+    m = metrics[(metrics["protocol"].astype(str) == protocol)
+                & (metrics["split"].astype(str) == split)]
+    return m.assign(feature_set=m["feature_set"].astype(str),
+                    classifier=m["classifier"].astype(str), metric=m["metric"].astype(str))
+
+
+def table2(metrics: pd.DataFrame, protocol: str, split: str = "test") -> pd.DataFrame:
+    """Table 2 for one protocol and split.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``Feature set, Classifier, n (pCR)`` and :data:`TABLE2_METRICS` headings,
+        one row per model in table order; cells are formatted strings. Empty when the
+        protocol has no rows.
+    """
+    m = _rows(metrics, protocol, split)
+    out = []
+    for (fs, clf), group in m.groupby(["feature_set", "classifier"], sort=False):
+        by = group.set_index("metric")
+        first = group.iloc[0]
+        row = {"Feature set": fs, "Classifier": classifier_label(clf),
+               "n (pCR)": f"{int(first['n'])} ({int(first['n_pos'])})"}
+        for metric, heading in TABLE2_METRICS.items():
+            if metric in by.index:
+                r = by.loc[metric]
+                row[heading] = format_ci(float(r["value"]), float(r["lo"]), float(r["hi"]))
+            else:
+                row[heading] = "n/a"
+        out.append(row)
+    return pd.DataFrame(out, columns=["Feature set", "Classifier", "n (pCR)",
+                                      *TABLE2_METRICS.values()])
+
+
+def ablation_table(metrics: pd.DataFrame, protocol: str, split: str = "test",
+                   feature_sets: tuple[str, ...] = ABLATION_SETS) -> pd.DataFrame:
+    """Table S2: AUC (95 % CI) with rows ``feature_sets`` (those present, in that order)
+    and one column per classifier."""
+    m = _rows(metrics, protocol, split)
+    m = m[m["metric"] == "auc"]
+    present = [fs for fs in feature_sets if fs in set(m["feature_set"])]
+    classifiers = list(dict.fromkeys(m["classifier"]))
+    out = []
+    for fs in present:
+        row = {"Feature set": fs}
+        for clf in classifiers:
+            hit = m[(m["feature_set"] == fs) & (m["classifier"] == clf)]
+            row[classifier_label(clf)] = ("–" if hit.empty else
+                                          format_ci(*hit[["value", "lo", "hi"]].iloc[0]))
+        out.append(row)
+    return pd.DataFrame(out, columns=["Feature set", *map(classifier_label, classifiers)])
+
+
+def funnel_table(selection: pd.DataFrame, protocol: str) -> pd.DataFrame:
+    """Block × step counts of :func:`workbench.plots.funnel_counts` (final fit), wide."""
+    from workbench.plots.signatures import FUNNEL_STEPS, funnel_counts
+
+    counts = funnel_counts(selection, protocol=protocol)
+    wide = counts.pivot(index="block", columns="step", values="features")
+    wide = wide.reindex(columns=list(FUNNEL_STEPS)).reindex(counts["block"].unique())
+    wide.columns = ["extracted", "after variance filter", "after univariate filter",
+                    "after LASSO"]
+    return wide.reset_index().rename(columns={"block": "Block"})
