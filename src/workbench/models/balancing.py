@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.utils import _safe_indexing, get_tags
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_consistent_length, check_is_fitted
 
 METHODS = ("sample_weight", "oversample", "scale_pos_weight")
 
@@ -37,9 +38,20 @@ class ClassBalanced(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
         self.method = method
         self.random_state = random_state
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        inner = get_tags(self.estimator)  # input handling is the wrapped estimator's
+        tags.input_tags.sparse = inner.input_tags.sparse
+        tags.input_tags.allow_nan = inner.input_tags.allow_nan
+        return tags
+
     def fit(self, X, y):
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target "
+                             "y is None")
+        check_consistent_length(X, y)
         y_arr = np.asarray(y)
         check_classification_targets(y_arr)
         self.classes_ = np.unique(y_arr)
@@ -53,8 +65,10 @@ class ClassBalanced(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
             est.fit(X, y)
         else:
             idx = _oversample_index(y_arr, self.random_state)
-            Xs = X.iloc[idx] if hasattr(X, "iloc") else np.asarray(X)[idx]
-            ys = y.iloc[idx] if hasattr(y, "iloc") else y_arr[idx]
+            if not hasattr(X, "iloc"):  # a DataFrame keeps its column names for est
+                X = check_array(X, accept_sparse="csr", dtype=None, ensure_all_finite=False)
+            Xs = _safe_indexing(X, idx)
+            ys = _safe_indexing(y if hasattr(y, "iloc") else y_arr, idx)
             est.fit(Xs, ys)
         self.estimator_ = est
         if hasattr(est, "n_features_in_"):

@@ -162,8 +162,14 @@ def _run_fold(features, clinical, y, train_ids, eval_ids, sets, classifiers, sel
             designs[fs.name] = (Xtr, Xev)
         for name in classifiers:
             clf = make_clf(name, seed)
-            clf.fit(Xtr, y.loc[train_ids])
-            proba = clf.predict_proba(Xev)[:, 1]
+            try:
+                clf.fit(Xtr, y.loc[train_ids])
+                proba = clf.predict_proba(Xev)[:, 1]
+            except (ValueError, WorkbenchError) as exc:  # e.g. SVM's inner CV on tiny classes
+                skipped.append({"feature_set": fs.name, "classifier": name,
+                                "reason": f"classifier failed: {exc}"})
+                log.warning("%s/%s skipped in a fold: %s", fs.name, name, exc)
+                continue
             preds.append(pd.DataFrame({"patient_id": list(eval_ids), "feature_set": fs.name,
                                        "classifier": name, "probability": proba,
                                        "label": y.loc[eval_ids].to_numpy()}))
@@ -233,8 +239,8 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
 
     shared = None
     if protocol == "paper":  # the study: selection on everyone, before the split
-        shared, skip = _fit_blocks(features, y, features.index.tolist(), blocks, selector,
-                                   s.seed)
+        shared, skip = _fit_blocks(features, y, features.index.tolist(),
+                                   [b for b in blocks if b not in empty], selector, s.seed)
         skipped += skip
 
     tasks = []
@@ -255,6 +261,22 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
         return task, preds, fitted, skip, models, sig_tr, sig_ev
 
     outputs = Parallel(n_jobs=s.jobs)(delayed(one)(t) for t in tasks)
+    # a model missing from some folds is kept (the metrics table gives its n), but said so
+    done: dict[tuple[str, str], int] = {}
+    for _task, preds, *_ in outputs:
+        for p in preds:
+            key = (p["feature_set"].iat[0], p["classifier"].iat[0])
+            done[key] = done.get(key, 0) + 1
+    skipped += [{"feature_set": fs, "classifier": clf, "reason": f"predictions from only "
+                 f"{count} of {len(tasks)} folds (CV folds + final refit; see the fold "
+                 "skips): its metrics cover fewer patients"}
+                for (fs, clf), count in sorted(done.items()) if count < len(tasks)]
+    if not done:
+        fold_skips = [d for _task, _p, _f, skip, *_ in outputs for d in skip]
+        reasons = sorted({f"{d.get('block') or d.get('feature_set')}: {d['reason']}"
+                          for d in skipped + fold_skips})
+        raise ModellingError(f"no feature set x classifier produced any prediction under "
+                             f"protocol {protocol!r}: " + "; ".join(reasons[:5]), step="model")
     predictions, selections, signatures, final_models, final_designs = [], [], [], {}, {}
     for (r, k, _tr, _ev), preds, fitted, skip, models, sig_tr, sig_ev in outputs:
         predictions += preds

@@ -48,6 +48,9 @@ FEATURE_FILES = ("radiomics", "kinetic", "deep")
 
 def selector_factory(cfg: RunConfig):
     """``factory(block, seed)`` building the configured selection pipeline for a block."""
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+
     from workbench.selection import selection_pipeline
 
     lasso = cfg.selection.lasso
@@ -56,9 +59,15 @@ def selector_factory(cfg: RunConfig):
               "tol": lasso.tol}
 
     def make(block: str, seed: int):
-        return selection_pipeline(block, variance_threshold=cfg.selection.variance_threshold,
+        pipe = selection_pipeline(block, variance_threshold=cfg.selection.variance_threshold,
                                   alpha=cfg.selection.alpha,
                                   lasso_kwargs={**kwargs, "random_state": seed})
+        # The filters handle missing values per feature; the LASSO and the signature do not.
+        # Without medians (learnt on the fitting patients only) one NaN in a kept feature
+        # loses the whole block, or stops the run when the NaN is in an evaluation patient.
+        impute = SimpleImputer(strategy="median", keep_empty_features=True)
+        return Pipeline([*pipe.steps[:2], ("impute", impute), *pipe.steps[2:]]).set_output(
+            transform="pandas")
 
     return make
 
