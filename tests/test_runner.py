@@ -9,7 +9,6 @@ from workbench.cli import main
 from workbench.config import parse_config
 from workbench.runner import run_pipeline
 
-
 N = 16  # patients in the tiny cohort (seed 0: both classes, enough for 3-fold CV)
 
 

@@ -164,7 +164,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     summary = audit.attrs["summary"]
     fs = audit["feature_set"].iloc[0]
     print(f"Null audit: {audit['permutation'].nunique()} label permutations, feature set "
-          f"{fs}, classifier {args.classifier} ({audit.attrs['seconds']:.0f} s)")
+          f"{fs}, classifier {audit['classifier'].iloc[0]} ({audit.attrs['seconds']:.0f} s)")
     for _, r in summary.iterrows():
         tag = "  <- selection saw the test labels" if r["protocol"] == "paper" else ""
         print(f"  {r['protocol']:6s} {r['split']:4s} AUC mean {r['mean']:.3f} ± {r['sd']:.3f} "
@@ -290,8 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, help="run directory with features/*.parquet")
     p.add_argument("--config", default="configs/demo.yaml")
     p.add_argument("--permutations", type=int, default=None, help="default: config audit")
-    p.add_argument("--feature-set", default=None, help="default: fusion, else radiomics")
-    p.add_argument("--classifier", default="lr")
+    p.add_argument("--feature-set", default=None, help="default: the config's audit section")
+    p.add_argument("--classifier", default=None, help="default: the config's audit section")
     p.add_argument("--jobs", type=int, default=None)
     p.set_defaults(func=cmd_audit)
 

@@ -129,6 +129,8 @@ class ProtocolConfig(_Section):
 
 class AuditConfig(_Section):
     permutations: Annotated[int, Field(ge=0, le=1000)] = 20
+    feature_set: FeatureSetName = "radiomics"
+    classifier: ClassifierName = "lr"
 
 
 class RunConfig(_Section):

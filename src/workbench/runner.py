@@ -203,9 +203,12 @@ def model_stage(cfg: RunConfig, run_dir: Path, cohort: CohortTable | None = None
 
 
 def audit_stage(cfg: RunConfig, run_dir: Path, *, permutations: int | None = None,
-                feature_set: str | None = None, classifier: str = "lr", jobs: int = 1,
+                feature_set: str | None = None, classifier: str | None = None, jobs: int = 1,
                 progress: bool = True) -> pd.DataFrame:
-    """Null audit (permuted labels) for honest and paper → ``<run>/audit/``."""
+    """Null audit (permuted labels) for honest and paper → ``<run>/audit/``.
+
+    Defaults come from the config's ``audit`` section (radiomics signature + LR: one block,
+    so 20 permutations of both protocols stay affordable)."""
     from workbench.models.audit import null_audit, summarise
     from workbench.models.feature_sets import FEATURE_SETS, clinical_matrix
     from workbench.models.protocols import ProtocolSettings
@@ -217,13 +220,14 @@ def audit_stage(cfg: RunConfig, run_dir: Path, *, permutations: int | None = Non
                          & cohort_df["patient_id"].astype(str).isin(features.index)]
     y = pd.Series(labelled["pcr"].astype(int).to_numpy(),
                   index=labelled["patient_id"].astype(str))
-    if feature_set is None:  # the largest imaging set whose blocks were all extracted
-        from workbench.models.feature_sets import available_blocks
+    feature_set = feature_set or cfg.audit.feature_set
+    classifier = classifier or cfg.audit.classifier
+    from workbench.models.feature_sets import available_blocks
 
-        have = set(available_blocks(features.columns))
-        feature_set = next((fs for fs in ("fusion", "radiomics", "kinetic")
-                            if FEATURE_SETS[fs].blocks and set(FEATURE_SETS[fs].blocks) <= have),
-                           "radiomics")
+    missing = set(FEATURE_SETS[feature_set].blocks) - set(available_blocks(features.columns))
+    if missing:
+        raise WorkbenchError(f"null audit on '{feature_set}' needs feature blocks "
+                             f"{sorted(missing)} that this run did not extract", step="audit")
     settings = ProtocolSettings(test_size=cfg.protocol.test_size,
                                 cv_folds=cfg.protocol.cv_folds, repeats=1, seed=cfg.seed,
                                 jobs=jobs)
@@ -376,7 +380,11 @@ def run_pipeline(cfg: RunConfig, *, out: Path | None = None, cache_dir: Path | N
         timings["models"] = time.perf_counter() - t0
         if models is not None and cfg.audit.permutations:
             t0 = time.perf_counter()
-            audit = audit_stage(cfg, run_dir, jobs=jobs, progress=progress)
+            try:
+                audit = audit_stage(cfg, run_dir, jobs=jobs, progress=progress)
+            except WorkbenchError as exc:
+                cohort.add_problems([Problem(None, "audit", f"null audit skipped: "
+                                             f"{exc.message}", None, "warning")])
             timings["audit"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
