@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from conftest import write_tiny_patient
+from fixtures.images import write_tiny_patient
 from workbench.cli import main
 
 BIN = Path(sys.executable).parent

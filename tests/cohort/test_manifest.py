@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import write_tiny_patient
+from fixtures.images import write_tiny_patient
 from workbench.cohort.check import check_cohort, format_report
 from workbench.cohort.manifest import load_manifest
 from workbench.errors import CohortError
