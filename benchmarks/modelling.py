@@ -66,16 +66,9 @@ def synthetic_table(n: int = 163, seed: int = 0, pcr_rate: float = 0.3):
 
 def run_table(run_dir: Path):
     """Features, clinical matrix and labels of a run directory, as the model stage reads them."""
-    from workbench.models.feature_sets import clinical_matrix
-    from workbench.models.stage import load_features
+    from workbench.models.stage import load_modelling_inputs
 
-    features = load_features(run_dir)
-    cohort = pd.read_parquet(run_dir / "cohort" / "cohort.parquet")
-    labelled = cohort[cohort["pcr"].notna()
-                      & cohort["patient_id"].astype(str).isin(features.index)]
-    y = pd.Series(labelled["pcr"].astype(int).to_numpy(),
-                  index=labelled["patient_id"].astype(str))
-    return features.loc[y.index], clinical_matrix(labelled), y
+    return load_modelling_inputs(run_dir)
 
 
 def _sorted(pred: pd.DataFrame) -> pd.DataFrame:

@@ -187,18 +187,11 @@ def ibsi_stage(run_dir: Path) -> dict:
 def model_stage(cfg: RunConfig, run_dir: Path, cohort: CohortTable | None = None, *,
                 jobs: int = 1, progress: bool = True):
     """Selection + classifiers under every configured protocol → ``<run>/models/``."""
-    from workbench.models.feature_sets import clinical_matrix
-    from workbench.models.stage import load_features, run_models
+    from workbench.models.stage import load_modelling_inputs, run_models
 
-    features = load_features(run_dir)
-    cohort_df = (cohort.df if cohort is not None
-                 else pd.read_parquet(run_dir / "cohort" / "cohort.parquet"))
-    labelled = cohort_df[cohort_df["pcr"].notna()]
-    labelled = labelled[labelled["patient_id"].astype(str).isin(features.index)]
-    y = pd.Series(labelled["pcr"].astype(int).to_numpy(),
-                  index=labelled["patient_id"].astype(str))
-    clinical = clinical_matrix(labelled)
-    return run_models(cfg, features.loc[y.index], clinical, y, run_dir / "models", jobs=jobs,
+    features, clinical, y = load_modelling_inputs(run_dir, None if cohort is None
+                                                  else cohort.df)
+    return run_models(cfg, features, clinical, y, run_dir / "models", jobs=jobs,
                       progress=progress)
 
 
@@ -210,16 +203,15 @@ def audit_stage(cfg: RunConfig, run_dir: Path, *, permutations: int | None = Non
     Defaults come from the config's ``audit`` section (radiomics signature + LR: one block,
     so 20 permutations of both protocols stay affordable)."""
     from workbench.models.audit import null_audit, summarise
-    from workbench.models.feature_sets import FEATURE_SETS, clinical_matrix
+    from workbench.models.feature_sets import FEATURE_SETS
     from workbench.models.protocols import ProtocolSettings
-    from workbench.models.stage import classifier_factory, load_features, selector_factory
+    from workbench.models.stage import (
+        classifier_factory,
+        load_modelling_inputs,
+        selector_factory,
+    )
 
-    features = load_features(run_dir)
-    cohort_df = pd.read_parquet(run_dir / "cohort" / "cohort.parquet")
-    labelled = cohort_df[cohort_df["pcr"].notna()
-                         & cohort_df["patient_id"].astype(str).isin(features.index)]
-    y = pd.Series(labelled["pcr"].astype(int).to_numpy(),
-                  index=labelled["patient_id"].astype(str))
+    features, clinical, y = load_modelling_inputs(run_dir)
     feature_set = feature_set or cfg.audit.feature_set
     classifier = classifier or cfg.audit.classifier
     from workbench.models.feature_sets import available_blocks
@@ -231,7 +223,7 @@ def audit_stage(cfg: RunConfig, run_dir: Path, *, permutations: int | None = Non
     settings = ProtocolSettings(test_size=cfg.protocol.test_size,
                                 cv_folds=cfg.protocol.cv_folds, repeats=1, seed=cfg.seed,
                                 jobs=jobs)
-    audit = null_audit(features.loc[y.index], clinical_matrix(labelled), y,
+    audit = null_audit(features, clinical, y,
                        selector=selector_factory(cfg), make_clf=classifier_factory,
                        permutations=cfg.audit.permutations if permutations is None
                        else permutations, feature_set=feature_set, classifier=classifier,

@@ -96,6 +96,25 @@ def load_features(run_dir: Path, names=FEATURE_FILES) -> pd.DataFrame:
     return out
 
 
+def load_modelling_inputs(run_dir: Path, cohort: pd.DataFrame | None = None
+                          ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    """Features, clinical design matrix and labels of the labelled patients of a run.
+
+    ``cohort`` defaults to the run's ``cohort/cohort.parquet``; only patients with a pCR label
+    and a feature row are kept, in the feature table's order.
+    """
+    from workbench.models.feature_sets import clinical_matrix
+
+    features = load_features(run_dir)
+    if cohort is None:
+        cohort = pd.read_parquet(Path(run_dir) / "cohort" / "cohort.parquet")
+    labelled = cohort[cohort["pcr"].notna()
+                      & cohort["patient_id"].astype(str).isin(features.index)]
+    y = pd.Series(labelled["pcr"].astype(int).to_numpy(),
+                  index=labelled["patient_id"].astype(str))
+    return features.loc[y.index], clinical_matrix(labelled), y
+
+
 @dataclass
 class ModelStageResult:
     """What :func:`run_models` wrote, plus the in-memory protocol results."""
