@@ -8,7 +8,7 @@ from workbench.errors import ConfigError
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("name", ["paper.yaml", "demo.yaml"])
+@pytest.mark.parametrize("name", ["paper.yaml", "demo.yaml", "demo_lr.yaml"])
 def test_shipped_configs_validate(name):
     cfg = load_config(REPO / "configs" / name)
     assert cfg.source.endswith(name)
