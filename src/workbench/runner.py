@@ -456,7 +456,3 @@ def _summary(cohort: CohortTable, pre, timings: dict[str, float], run_dir: Path)
         log.info(line)
     return lines
 
-
-def load_run_table(run_dir: Path, name: str) -> pd.DataFrame:
-    """Read one parquet table of a run directory."""
-    return pd.read_parquet(Path(run_dir) / f"{name}.parquet")
