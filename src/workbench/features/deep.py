@@ -67,15 +67,13 @@ from workbench.features.extract import (
     BatchOutcome,
     FeatureResult,
     finish,
-    path_cell,
+    patients_with_inputs,
     prepare_table,
-    unit_inputs,
 )
 from workbench.features.store import (
     ERROR_COLUMNS,
     FeatureStore,
     atomic_write_text,
-    digest_many,
     error_row,
     errors_frame,
     library_versions,
@@ -500,15 +498,9 @@ def extract_deep(table: Any, out_dir: str | Path, *, networks: Sequence[str] = N
 
         tuner = FineTuner(out, labels, train_ids, test_ids, fine_tune_settings, seed=seed)
     versions = library_versions(DEEP_PACKAGES)
-    cols = [image_column(p) for p in phases] + [MASK_COLUMN]
-    digests = digest_many(v for _, r in df.iterrows() for v in (path_cell(r, c) for c in cols) if v)
-    errors, inputs_of, digests_of = [], {}, {}
-    for _, row in df.iterrows():
-        pid = str(row["patient_id"])
-        found, inputs = unit_inputs(row, pid, phases, digests)
-        if found:
-            errors += found
-            continue
+    errors, ready = patients_with_inputs(df, phases)
+    inputs_of, digests_of = {}, {}
+    for pid, _row, inputs in ready:
         inputs_of[pid] = ({p: inputs[image_column(p)][0] for p in phases}, inputs[MASK_COLUMN][0])
         digests_of[pid] = [inputs[image_column(p)][1] for p in phases] + [inputs[MASK_COLUMN][1]]
     store = FeatureStore(out, NAMESPACE)

@@ -382,3 +382,27 @@ def unit_inputs(row: pd.Series, pid: str, phases: Sequence[str], digests: dict
             continue
         inputs[col] = (path, digest)
     return errors, inputs
+
+
+def patients_with_inputs(df: pd.DataFrame, phases: Sequence[str]
+                         ) -> tuple[list[dict], list[tuple[str, pd.Series, dict]]]:
+    """Hash every input once, then split patients into error rows and ready ones.
+
+    Returns the error rows (see :func:`unit_inputs`) and ``(patient_id, row, inputs)`` for
+    each patient whose mask and phases are all present and readable.
+    """
+    from workbench.features.store import digest_many
+
+    cols = [image_column(p) for p in phases] + [MASK_COLUMN]
+    digests = digest_many(v for _, r in df.iterrows() for v in (path_cell(r, c) for c in cols)
+                          if v)
+    errors, ready = [], []
+    for _, row in df.iterrows():
+        pid = str(row["patient_id"])
+        found, inputs = unit_inputs(row, pid, phases, digests)
+        if found:
+            errors += found
+        else:
+            ready.append((pid, row, inputs))
+    return errors, ready
+

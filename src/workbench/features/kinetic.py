@@ -58,12 +58,11 @@ from workbench.features.extract import (
     FeatureResult,
     Task,
     finish,
-    path_cell,
+    patients_with_inputs,
     prepare_table,
     run_tasks,
-    unit_inputs,
 )
-from workbench.features.store import digest_many, error_row, library_versions, make_key
+from workbench.features.store import error_row, library_versions, make_key
 from workbench.imaging.io import read_image
 
 log = logging.getLogger(__name__)
@@ -258,15 +257,9 @@ def extract_kinetic(table: Any, out_dir: str | Path, *, pe_threshold: float = 0.
     df = prepare_table(table, [image_column(p) for p in phases] + [MASK_COLUMN])
     versions = library_versions(KINETIC_PACKAGES)
     meta = {"stage": "kinetic", "settings": dataclasses.asdict(settings), "versions": versions}
-    cols = [image_column(p) for p in phases] + [MASK_COLUMN]
-    digests = digest_many(v for _, r in df.iterrows() for v in (path_cell(r, c) for c in cols) if v)
-    tasks, errors, units_of = [], [], {}
-    for _, row in df.iterrows():
-        pid = str(row["patient_id"])
-        found, inputs = unit_inputs(row, pid, phases, digests)
-        if found:
-            errors += found
-            continue
+    errors, ready = patients_with_inputs(df, phases)
+    tasks, units_of = [], {}
+    for pid, row, inputs in ready:
         mask, mask_digest = inputs[MASK_COLUMN]
         zscore = _zscore_stats(row, mask, pid)
         if isinstance(zscore, dict):

@@ -78,12 +78,11 @@ from workbench.features.extract import (
     FeatureResult,
     Task,
     finish,
-    path_cell,
+    patients_with_inputs,
     prepare_table,
     run_tasks,
-    unit_inputs,
 )
-from workbench.features.store import digest_many, library_versions, make_key
+from workbench.features.store import library_versions, make_key
 from workbench.imaging.io import read_image
 from workbench.provenance import sha256_file
 
@@ -421,16 +420,9 @@ def extract_radiomics(table: Any, out_dir: str | Path, *, params_path: str | Pat
     shape_json, texture_json = json.dumps(shape_params), json.dumps(texture_params)
     meta = {"stage": "radiomics", "params_file": str(params_path),
             "params_sha256": sha256_file(params_path), "versions": versions}
-    cols = [image_column(p) for p in phases] + [MASK_COLUMN]
-    digests = digest_many(v for _, r in df.iterrows() for v in (path_cell(r, c) for c in cols) if v)
-
-    tasks, errors, units_of = [], [], {}
-    for _, row in df.iterrows():
-        pid = str(row["patient_id"])
-        found, inputs = unit_inputs(row, pid, phases, digests)
-        if found:
-            errors += found
-            continue
+    errors, ready = patients_with_inputs(df, phases)
+    tasks, units_of = [], {}
+    for pid, row, inputs in ready:
         mask, mask_digest = inputs[MASK_COLUMN]
         cost = float(row["mask_voxels"]) if "mask_voxels" in row and pd.notna(
             row["mask_voxels"]) else 1.0
