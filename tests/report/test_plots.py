@@ -122,6 +122,20 @@ def test_lasso_and_univariate_plots(run, weights):
     render(plots.lasso_coefficients(run.selection, block="radiomics", stage="signature"))
 
 
+def test_lasso_cv_curve_marks_the_chosen_alpha(run, weights):
+    cv = run.lasso_cv
+    final = cv[(cv["protocol"] == "honest") & (cv["block"] == "resnet50") & (cv["repeat"] == -1)]
+    assert len(final) == 10 and final["chosen"].sum() == 1  # the fixture config: 10 alphas
+    fig = render(plots.lasso_cv_curve(cv, block="resnet50", weights_label=weights))
+    chosen = float(final.loc[final["chosen"], "alpha"].iloc[0])
+    assert [round(s.location, 6) for s in spans(fig)] == [round(np.log10(chosen), 6)]
+    assert weights in fig.title.text and "honest protocol" in fig.title.text
+    paper = render(plots.lasso_cv_curve(cv, protocol="paper", block="radiomics"))
+    assert plots.PAPER_TITLE_WARNING in paper.title.text
+    with pytest.raises(plots.PlotInputError, match="available"):
+        plots.lasso_cv_curve(cv, block="no_such_block")
+
+
 def test_signature_boxplots_show_the_mann_whitney_p(run, weights):
     grid = render(plots.signature_boxplots(run.signatures, run.labels, protocol="honest",
                                            weights_label=weights))

@@ -195,3 +195,16 @@ def test_linear_model_accepts_continuous_target():
         sel = LassoSelector(model="linear", alphas=20, cv=5).fit(X, target)
     assert sel.scoring_ == "neg_mean_squared_error"
     assert {"x0", "x1"} <= set(sel.selected_)
+
+
+def test_column_auc_matches_sklearn_with_ties():
+    from sklearn.metrics import roc_auc_score
+
+    from workbench.selection._lasso import column_auc
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 40)
+    scores = rng.integers(0, 5, size=(40, 7)).astype(float)  # many ties
+    scores[:, 0] = 0.0  # constant column: AUC 0.5
+    expected = [roc_auc_score(y, scores[:, k]) for k in range(7)]
+    np.testing.assert_allclose(column_auc(y, scores), expected, rtol=0, atol=1e-12)

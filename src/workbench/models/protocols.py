@@ -72,6 +72,8 @@ class ProtocolResult:
     final_models: dict = field(default_factory=dict)  # (feature_set, classifier) -> FusionModel
     final_designs: dict = field(default_factory=dict)  # feature_set -> (X_train, X_test)
     skipped: list[dict] = field(default_factory=list)  # recorded, explained skips
+    # protocol, block, repeat, fold, alpha, mean_score, std_score, sem_score, n_nonzero, chosen
+    lasso_cv: pd.DataFrame = field(default_factory=pd.DataFrame)
     seconds: float = 0.0
     warning: str | None = None
 
@@ -278,6 +280,7 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
         raise ModellingError(f"no feature set x classifier produced any prediction under "
                              f"protocol {protocol!r}: " + "; ".join(reasons[:5]), step="model")
     predictions, selections, signatures, final_models, final_designs = [], [], [], {}, {}
+    curves = []
     for (r, k, _tr, _ev), preds, fitted, skip, models, sig_tr, sig_ev in outputs:
         predictions += preds
         skipped += [{**d, "repeat": r, "fold": k} for d in skip]
@@ -292,6 +295,7 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
                 for key, clf in clfs.items()}
         if protocol == "honest" or r == -1:
             selections.append(_trace(fitted, r, k))
+            curves.append(_trace(fitted, r, k, lasso_cv=True))
         for name, frame in (("train", sig_tr), ("eval", sig_ev)):
             if not frame.empty:
                 long = frame.rename_axis("patient_id").reset_index().melt(
@@ -308,21 +312,27 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
     sig = pd.concat(signatures, ignore_index=True) if signatures else pd.DataFrame()
     if not sig.empty:
         sig.insert(1, "protocol", protocol)
+    cv_curves = pd.concat(curves, ignore_index=True) if curves else pd.DataFrame()
+    if not cv_curves.empty:
+        cv_curves.insert(0, "protocol", protocol)
     return ProtocolResult(protocol=protocol, predictions=pred, selection=sel, signatures=sig,
                           split=split, final_models=final_models,
-                          final_designs=final_designs, skipped=skipped,
+                          final_designs=final_designs, skipped=skipped, lasso_cv=cv_curves,
                           seconds=time.perf_counter() - start,
                           warning=LEAKAGE_WARNING if protocol == "paper" else None)
 
 
-def _trace(fitted: dict, repeat: int, fold: int) -> pd.DataFrame:
+def _trace(fitted: dict, repeat: int, fold: int, *, lasso_cv: bool = False) -> pd.DataFrame:
+    """Selection trace (or, with ``lasso_cv``, the LASSO CV curves) of every fitted block."""
+    from workbench.selection import lasso_cv_trace, selection_trace
+
     frames = []
     for block, est in fitted.items():
         try:
-            from workbench.selection import selection_trace
-
-            t = selection_trace(est)
-        except (ImportError, AttributeError, TypeError):
+            t = lasso_cv_trace(est) if lasso_cv else selection_trace(est)
+        except (AttributeError, TypeError):  # a custom selector without these steps
+            continue
+        if t.empty:
             continue
         t.insert(0, "block", block)
         frames.append(t)

@@ -10,8 +10,9 @@ Inputs are the feature tables of a run directory (``features/*.parquet``), the c
     protocol, feature_set, classifier, split, metric, value, lo, hi, method, threshold, n,
     n_pos, warning — AUC with DeLong CI; accuracy, sensitivity, specificity, precision, NPV,
     F1 with bootstrap CIs; Brier, calibration intercept and slope.
-``selection.parquet``, ``signatures.parquet``
-    the selection trace of every (protocol, block, fold) and the signature values.
+``selection.parquet``, ``signatures.parquet``, ``lasso_cv.parquet``
+    the selection trace of every (protocol, block, fold), the signature values and the
+    LASSO cross-validation curves (alpha, mean/std/sem score, n_nonzero, chosen).
 ``shap.parquet``
     SHAP values of the final models on the test patients (see :func:`explain_final`).
 ``skipped.csv``, ``split.csv``
@@ -216,7 +217,8 @@ def run_models(cfg: RunConfig, features: pd.DataFrame, clinical: pd.DataFrame, y
     preds["warning"] = np.where(preds["protocol"] == "paper", LEAKAGE_WARNING, None)
     preds.to_parquet(out / "predictions.parquet", index=False)
     metrics.to_parquet(out / "metrics.parquet", index=False)
-    for name, attr in (("selection", "selection"), ("signatures", "signatures")):
+    for name, attr in (("selection", "selection"), ("signatures", "signatures"),
+                       ("lasso_cv", "lasso_cv")):
         frames = [getattr(r, attr) for r in results.values() if not getattr(r, attr).empty]
         table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
         table.to_parquet(out / f"{name}.parquet", index=False)

@@ -28,6 +28,7 @@ from workbench.plots.signatures import (
     FUNNEL_STEPS,
     funnel_counts,
     lasso_coefficients,
+    lasso_cv_curve,
     selection_funnel,
     signature_boxplots,
     univariate_pvalues,
@@ -37,7 +38,7 @@ from workbench.plots.utility import decision_curves
 __all__ = [
     "FUNNEL_STEPS", "PAPER_TITLE_WARNING", "PlotInputError", "auc_heatmap", "beeswarm_offsets",
     "calibration_curve", "confusion_matrix_plot", "decision_curves", "figure_title",
-    "funnel_counts", "lasso_coefficients", "model_name", "null_audit_histogram",
+    "funnel_counts", "lasso_coefficients", "lasso_cv_curve", "model_name", "null_audit_histogram",
     "roc_curves", "roc_label", "selection_funnel", "shap_beeswarm", "shap_importance",
     "signature_boxplots", "univariate_pvalues", "uses_deep",
 ]

@@ -100,6 +100,44 @@ def lasso_coefficients(selection: pd.DataFrame, *, protocol: str = "honest",
         width=640, height=160 + 22 * len(rows), show_legend=True)
 
 
+def lasso_cv_curve(lasso_cv: pd.DataFrame, *, protocol: str = "honest",
+                   block: str = "radiomics", repeat: int = -1, fold: int = -1,
+                   weights_label: str | None = None) -> hv.Overlay:
+    """Mean CV score (± 1 s.e.) of the LASSO over log10 alpha, the chosen alpha marked.
+
+    ``lasso_cv`` is the run's ``models/lasso_cv.parquet``; ``repeat=-1, fold=-1`` is the
+    final fit (on the training 70 % for ``honest``, on everyone for ``paper``).
+    """
+    require_columns(lasso_cv, ["protocol", "block", "repeat", "fold", "alpha", "mean_score",
+                               "sem_score", "n_nonzero", "chosen"], what="lasso_cv",
+                    step="lasso CV curve")
+    rows = select_rows(lasso_cv, what="lasso_cv", step="lasso CV curve", protocol=protocol,
+                       block=block, repeat=repeat, fold=fold).sort_values("alpha")
+    rows = rows.assign(log10_alpha=np.log10(rows["alpha"].to_numpy(dtype=float)),
+                       lo=rows["mean_score"] - rows["sem_score"],
+                       hi=rows["mean_score"] + rows["sem_score"])
+    scoring = str(rows["scoring"].iloc[0]) if "scoring" in rows else "score"
+    chosen = rows[rows["chosen"].astype(bool)]
+    band = hv.Area(plain(rows[["log10_alpha", "lo", "hi"]]), "log10_alpha",
+                   ["lo", "hi"]).opts(alpha=0.2, color=PALETTE[0], line_alpha=0)
+    curve = hv.Curve(plain(rows[["log10_alpha", "mean_score", "n_nonzero", "alpha"]]),
+                     "log10_alpha", ["mean_score", "n_nonzero", "alpha"]).opts(
+        color=PALETTE[0], tools=["hover"], line_width=2)
+    overlay = band * curve
+    where = "final fit" if repeat == -1 else f"repeat {repeat}, fold {fold}"
+    label = ""
+    if not chosen.empty:
+        a = float(chosen["alpha"].iloc[0])
+        overlay = overlay * hv.VLine(np.log10(a)).opts(color=PALETTE[1], line_dash="dashed")
+        label = f"; chosen α = {a:.3g}, {int(chosen['n_nonzero'].iloc[0])} features"
+    title = figure_title(f"LASSO {scoring} by 10-fold CV — block {block}, {protocol} "
+                         f"protocol, {where}{label}", paper=protocol == "paper",
+                         weights_label=weights_label, deep=uses_deep(block))
+    return overlay.opts(hv.opts.Overlay(title=title, xlabel="log10 α (weaker penalty →)",
+                                        ylabel=f"mean CV {scoring} ± 1 s.e.", width=640,
+                                        height=420, invert_xaxis=True))
+
+
 def univariate_pvalues(selection: pd.DataFrame, *, protocol: str = "honest",
                        block: str = "radiomics", alpha: float = 0.05, repeat: int = -1,
                        fold: int = -1, max_features: int = 60,

@@ -51,6 +51,7 @@ RUN_FILES: dict[str, RunFile] = {
     "metrics": RunFile("models/metrics.parquet", "models"),
     "selection": RunFile("models/selection.parquet", "models"),
     "signatures": RunFile("models/signatures.parquet", "models"),
+    "lasso_cv": RunFile("models/lasso_cv.parquet", "models", optional=True),
     "shap": RunFile("models/shap.parquet", "models (SHAP)", optional=True),
     "skipped": RunFile("models/skipped.csv", "models", optional=True),
     "split": RunFile("models/split.csv", "models"),
@@ -173,6 +174,11 @@ class RunData:
     @property
     def shap(self) -> pd.DataFrame:
         return self.load("shap")
+
+    @property
+    def lasso_cv(self) -> pd.DataFrame:
+        """LASSO cross-validation curves (``models/lasso_cv.parquet``)."""
+        return self.load("lasso_cv")
 
     @property
     def audit(self) -> pd.DataFrame:

@@ -311,6 +311,21 @@ def _signatures(page: _Page, run: RunData) -> None:
                     paper=protocol == "paper", deep=_deep(sig["block"].unique()),
                     caption="Signature values of the test patients (final model); p: "
                             "two-sided Mann-Whitney U.")
+        if run.has("lasso_cv"):
+            _lasso_curves(page, run, protocol)
+
+
+def _lasso_curves(page: _Page, run: RunData, protocol: str) -> None:
+    from workbench.plots import lasso_cv_curve
+
+    cv = run.lasso_cv
+    final = cv[(cv["protocol"] == protocol) & (cv["repeat"] == -1)]
+    for block in sorted(final["block"].unique()):
+        page.figure(lasso_cv_curve(cv, protocol=protocol, block=block,
+                                   weights_label=run.weights_label),
+                    paper=protocol == "paper", deep=_deep([block]),
+                    caption=f"LASSO penalty chosen by CV for block {block} (final fit; "
+                            "dashed: the chosen alpha).")
 
 
 def _shap(page: _Page, run: RunData) -> None:

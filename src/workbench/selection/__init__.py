@@ -7,7 +7,12 @@ table for the run directory.
 """
 
 from workbench.selection._lasso import LassoSelector, alpha_grid, logistic_lasso_path
-from workbench.selection._signature import Signature, selection_pipeline, selection_trace
+from workbench.selection._signature import (
+    Signature,
+    lasso_cv_trace,
+    selection_pipeline,
+    selection_trace,
+)
 from workbench.selection._univariate import UnivariateFilter, check_binary_target
 from workbench.selection._variance import SelectionError, SelectionWarning, VarianceFilter
 
@@ -20,6 +25,7 @@ __all__ = [
     "VarianceFilter",
     "alpha_grid",
     "check_binary_target",
+    "lasso_cv_trace",
     "logistic_lasso_path",
     "selection_pipeline",
     "selection_trace",

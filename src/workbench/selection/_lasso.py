@@ -22,11 +22,11 @@ import warnings
 import numpy as np
 import pandas as pd
 from scipy.special import expit
+from scipy.stats import rankdata
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_selection import SelectorMixin
 from sklearn.linear_model import enet_path, lasso_path
-from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils import ClassifierTags
@@ -207,6 +207,23 @@ def _prox_newton(X, y, alpha, b0, beta, *, tol, max_iter, alpha_prev=None):
     return b0, beta, max(steps, 1)
 
 
+def column_auc(y, scores) -> np.ndarray:
+    """ROC AUC of each column of ``scores`` against 0/1 ``y`` (ties count one half).
+
+    The Mann-Whitney form, ``(rank sum of positives - n1 (n1 + 1) / 2) / (n1 n0)`` with
+    average ranks, equals :func:`sklearn.metrics.roc_auc_score` column by column; one
+    vectorised rank pass replaces 100 calls whose input checks cost more than the AUC.
+    """
+    y = np.asarray(y).astype(bool)
+    n1 = int(y.sum())
+    n0 = len(y) - n1
+    if n1 == 0 or n0 == 0:
+        raise SelectionError("AUC needs both classes in a validation fold",
+                             step="LassoSelector")
+    ranks = rankdata(scores, axis=0)
+    return (ranks[y].sum(axis=0) - n1 * (n1 + 1) / 2) / (n1 * n0)
+
+
 def alpha_grid(n_alphas, alpha_min, alpha_max) -> np.ndarray:
     """``n_alphas`` log-spaced penalties from ``alpha_max`` down to ``alpha_min``."""
     return np.logspace(np.log10(alpha_max), np.log10(alpha_min), n_alphas)
@@ -364,12 +381,13 @@ class LassoSelector(PandasSelectorMixin, SelectorMixin, BaseEstimator):
                                              precompute=False, return_n_iter=True)
         return coefs.T, np.full(len(grid), ybar), 0, int(np.sum(n_iter))
 
-    def _score(self, y_true, eta) -> float:
+    def _scores(self, y_true, eta) -> np.ndarray:
+        """CV criterion of every penalty at once; ``eta`` is (n_validation, n_alphas)."""
         if self.scoring_ == "roc_auc":
-            return roc_auc_score(y_true, eta)
+            return column_auc(y_true, eta)
         if self.scoring_ == "neg_log_loss":
-            return -_mean_logloss(eta, y_true)
-        return -float(np.mean((y_true - eta) ** 2))
+            return -np.mean(np.logaddexp(0.0, eta) - y_true[:, None] * eta, axis=0)
+        return -np.mean((y_true[:, None] - eta) ** 2, axis=0)
 
     def fit(self, X, y):
         """Choose alpha by CV, refit the path on all of X and keep the non-zero features.
@@ -411,7 +429,7 @@ class LassoSelector(PandasSelectorMixin, SelectorMixin, BaseEstimator):
             if n_sat:
                 saturated[-n_sat:] += 1
             eta = scaler.transform(X[test]) @ coefs.T + intercepts  # (n_test, n_alphas)
-            scores[i] = [self._score(y[test], eta[:, k]) for k in range(len(grid))]
+            scores[i] = self._scores(y[test], eta)
         mean, std = scores.mean(axis=0), scores.std(axis=0)
         sem = std / np.sqrt(n_splits)
         best = int(np.argmax(mean))  # grid is decreasing: ties go to the larger alpha

@@ -169,3 +169,21 @@ def selection_trace(pipeline: Pipeline) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame(columns=columns)
     return pd.concat(rows, ignore_index=True).reindex(columns=columns)
+
+
+def lasso_cv_trace(pipeline: Pipeline) -> pd.DataFrame:
+    """The LASSO step's cross-validation curve, one row per penalty, for the run folder.
+
+    Columns: alpha, mean_score, std_score, sem_score, n_nonzero (on all fitting data),
+    n_saturated_folds, chosen (the penalty kept), scoring. Empty when the pipeline has no
+    fitted :class:`LassoSelector`.
+    """
+    for _, est in pipeline.steps:
+        if isinstance(est, LassoSelector):
+            check_is_fitted(est)
+            out = est.cv_results_.copy()
+            out["chosen"] = np.isclose(out["alpha"], est.alpha_, rtol=1e-12, atol=0)
+            out["scoring"] = est.scoring_
+            return out
+    return pd.DataFrame(columns=["alpha", "mean_score", "std_score", "sem_score", "n_nonzero",
+                                 "n_saturated_folds", "chosen", "scoring"])
