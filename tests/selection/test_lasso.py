@@ -208,3 +208,65 @@ def test_column_auc_matches_sklearn_with_ties():
     scores[:, 0] = 0.0  # constant column: AUC 0.5
     expected = [roc_auc_score(y, scores[:, k]) for k in range(7)]
     np.testing.assert_allclose(column_auc(y, scores), expected, rtol=0, atol=1e-12)
+
+
+def _correlated_problem(seed=0, n=120, p=40):
+    rng = np.random.default_rng(seed)
+    latent = rng.standard_normal((n, 5))
+    X = latent @ rng.standard_normal((5, p)) + 0.3 * rng.standard_normal((n, p))
+    X = StandardScaler().fit_transform(X)
+    y = (rng.random(n) < 0.35).astype(float)  # pure noise: the dense, ill-conditioned end
+    return X, y
+
+
+def test_polished_path_equals_plain_coordinate_descent(monkeypatch):
+    """The exact active-set solve gives the coordinate-descent answer, faster."""
+    import workbench.selection._lasso as lasso_module
+
+    X, y = _correlated_problem()
+    grid = alpha_grid(30, 1e-4, 1.0)
+    calls = {"polished": 0}
+    polish = lasso_module._polish
+
+    def spy(*args):
+        out = polish(*args)
+        calls["polished"] += out is not None
+        return out
+
+    monkeypatch.setattr(lasso_module, "_polish", spy)
+    fast, b_fast, _, _ = logistic_lasso_path(X, y, grid, tol=1e-9)
+    assert calls["polished"] > 0
+    monkeypatch.setattr(lasso_module, "SUPPORT_TOL", 0.0)  # descent only, to tol
+    slow, b_slow, _, _ = logistic_lasso_path(X, y, grid, tol=1e-9)
+    # The dense end is ill-conditioned (flat objective): both runs meet the same
+    # optimality tolerance, so compare what defines the solution, not raw coefficients.
+    n = len(y)
+    for k, alpha in enumerate(grid):
+        def f(b0, b, a=alpha):
+            return lasso_module._mean_logloss(b0 + X @ b, y) + a * np.abs(b).sum()
+
+        def kkt(b0, b, a=alpha):
+            r = y - 1 / (1 + np.exp(-(b0 + X @ b)))
+            return lasso_module._kkt_violation(-r.mean(), -(X.T @ r) / n, b, a)
+
+        assert f(b_fast[k], fast[k]) == pytest.approx(f(b_slow[k], slow[k]), rel=1e-8)
+        assert kkt(b_fast[k], fast[k]) <= lasso_module.KKT_RTOL * alpha + 1e-9
+    assert np.mean(np.abs(fast - slow) < 1e-4) > 0.98
+
+
+def test_polish_verifies_and_corrects_the_support_guess():
+    from workbench.selection._lasso import _coordinate_descent, _polish
+
+    X, y = _correlated_problem(seed=1)
+    z = y - y.mean()
+    alpha = 0.01
+    right = _coordinate_descent(np.asfortranarray(X), z, alpha, np.zeros(X.shape[1]),
+                                tol=1e-12, max_iter=100_000)
+    np.testing.assert_allclose(_polish(X, z, alpha, right, 1e-9), right, atol=1e-8)
+    flipped = right.copy()
+    flipped[np.flatnonzero(right)[0]] *= -1  # a sign the optimum does not have
+    missing = right.copy()
+    missing[np.argmax(np.abs(right))] = 0.0  # the strongest feature left out
+    for guess in (flipped, missing):
+        assert _polish(X, z, alpha, guess, 1e-9, max_swaps=0) is None  # verified, refused
+        np.testing.assert_allclose(_polish(X, z, alpha, guess, 1e-9), right, atol=1e-8)
