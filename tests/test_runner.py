@@ -77,6 +77,37 @@ def test_rerun_uses_every_cache(tiny_run):
     assert any(f"preprocessed {N} (0 computed, {N} cached)" in line for line in again.summary)
     assert any(f"radiomics: 1702 features x {N} patients (0 computed" in line
                for line in again.summary)
+    assert "models: inputs, settings and code unchanged; outputs reused" in again.summary
+    assert "null audit: inputs, settings and code unchanged; outputs reused" in again.summary
+    assert again.report is not None and again.report.is_file()
+
+
+def test_model_cache_key_follows_inputs_settings_and_code(tiny_run, monkeypatch):
+    from workbench import stage_cache
+    from workbench.models.stage import load_modelling_inputs
+    from workbench.runner import MODEL_OUTPUTS, _modelling_settings, model_stage
+
+    cfg, _, result = tiny_run
+    models = result.run_dir / "models"
+    before = (models / "metrics.parquet").stat().st_mtime_ns
+    assert model_stage(cfg, result.run_dir, progress=False).cached
+    assert (models / "metrics.parquet").stat().st_mtime_ns == before  # nothing rewritten
+
+    features, clinical, y = load_modelling_inputs(result.run_dir)
+    settings = _modelling_settings(cfg)
+
+    def current(frames=(features, clinical, y), config=settings, outputs=MODEL_OUTPUTS):
+        key = stage_cache.stage_key(list(frames), config)
+        return stage_cache.is_current(models, key, outputs) is not None
+
+    assert current()
+    flipped = y.copy()
+    flipped.iloc[0] = 1 - flipped.iloc[0]
+    assert not current(frames=(features, clinical, flipped))  # a label changed
+    assert not current(config=_modelling_settings(cfg.model_copy(update={"seed": 1})))
+    assert not current(outputs=(*MODEL_OUTPUTS, "not_written.parquet"))
+    monkeypatch.setattr(stage_cache, "_code_digest", lambda packages: "edited code")
+    assert not current()  # the modelling code changed
 
 
 def test_preprocessed_images_are_1mm_zscored(tiny_run):

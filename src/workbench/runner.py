@@ -1,10 +1,11 @@
 """The pipeline as a chain of cached stages writing one run directory.
 
-Stages so far: cohort (generate the synthetic cohort if needed, load, validate) → image QC →
+Stages: cohort (generate the synthetic cohort if needed, load, validate) → image QC →
 preprocessing (N4 → 1 mm → z-score, content-addressed cache under ``data/interim``) →
-features (radiomics, kinetics; content-addressed store) → IBSI conformance → Table 1 → run
-manifest. Later stages (deep features, selection, models, report) append to the same run
-directory.
+features (radiomics, kinetics, deep; content-addressed store) → models (honest and paper
+protocols) → null audit → IBSI conformance → Table 1 → run manifest → HTML report. The
+models and the audit are skipped when their inputs, settings and code are unchanged
+(:mod:`workbench.stage_cache`), so a warm rerun only re-reads and re-checks.
 
 Run directory layout::
 
@@ -17,6 +18,10 @@ Run directory layout::
       features/<stage>.parquet, features/<stage>.errors.csv   radiomics, kinetic
       ibsi/ibsi_rows.csv, ibsi/ibsi_report.txt                IBSI-1 phantom conformance
       table1/table1.{csv,html}, table1/split.csv
+      models/                predictions, metrics, selection, signatures, lasso_cv, shap,
+                             final models (.skops); see workbench.models.stage
+      audit/                 null_audit.parquet, null_audit_summary.csv
+      report.html            standalone report (workbench.report)
 """
 
 from __future__ import annotations
@@ -184,24 +189,55 @@ def ibsi_stage(run_dir: Path) -> dict:
             "line": text.strip().splitlines()[-1]}
 
 
+AUDIT_OUTPUTS = ("null_audit.parquet", "null_audit_summary.csv")
+MODEL_OUTPUTS = ("predictions.parquet", "metrics.parquet", "selection.parquet",
+                 "signatures.parquet", "split.csv")
+
+
+def _modelling_settings(cfg: RunConfig) -> dict:
+    return cfg.model_dump(mode="json", include={"seed", "selection", "feature_sets",
+                                                "classifiers", "protocol"})
+
+
 def model_stage(cfg: RunConfig, run_dir: Path, cohort: CohortTable | None = None, *,
-                jobs: int = 1, progress: bool = True):
-    """Selection + classifiers under every configured protocol → ``<run>/models/``."""
-    from workbench.models.stage import load_modelling_inputs, run_models
+                jobs: int = 1, progress: bool = True, force: bool = False):
+    """Selection + classifiers under every configured protocol → ``<run>/models/``.
+
+    Skipped (outputs kept, ``result.cached`` True) when the modelling inputs, the config
+    sections that shape them and the modelling code are unchanged since the last complete
+    run into this folder (:mod:`workbench.stage_cache`); ``force`` reruns anyway.
+    """
+    from workbench import stage_cache
+    from workbench.models.stage import ModelStageResult, load_modelling_inputs, run_models
 
     features, clinical, y = load_modelling_inputs(run_dir, None if cohort is None
                                                   else cohort.df)
-    return run_models(cfg, features, clinical, y, run_dir / "models", jobs=jobs,
-                      progress=progress)
+    out = run_dir / "models"
+    key = stage_cache.stage_key([features, clinical, y], _modelling_settings(cfg))
+    record = None if force else stage_cache.is_current(out, key, MODEL_OUTPUTS)
+    if record is not None:
+        log.info("models: inputs, settings and code unchanged; reusing %s", out)
+        skipped = pd.read_csv(out / "skipped.csv").to_dict("records") if (
+            out / "skipped.csv").stat().st_size > 1 else []
+        return ModelStageResult(out_dir=out, results={},
+                                metrics=pd.read_parquet(out / "metrics.parquet"),
+                                seconds=float(record.get("seconds", 0.0)), skipped=skipped,
+                                cached=True)
+    out.mkdir(parents=True, exist_ok=True)
+    stage_cache.invalidate(out)
+    result = run_models(cfg, features, clinical, y, out, jobs=jobs, progress=progress)
+    stage_cache.mark_done(out, key, seconds=round(result.seconds, 1))
+    return result
 
 
 def audit_stage(cfg: RunConfig, run_dir: Path, *, permutations: int | None = None,
                 feature_set: str | None = None, classifier: str | None = None, jobs: int = 1,
-                progress: bool = True) -> pd.DataFrame:
+                progress: bool = True, force: bool = False) -> pd.DataFrame:
     """Null audit (permuted labels) for honest and paper → ``<run>/audit/``.
 
     Defaults come from the config's ``audit`` section (radiomics signature + LR: one block,
-    so 20 permutations of both protocols stay affordable)."""
+    so 20 permutations of both protocols stay affordable). Cached like :func:`model_stage`."""
+    from workbench import stage_cache
     from workbench.models.audit import null_audit, summarise
     from workbench.models.feature_sets import FEATURE_SETS
     from workbench.models.protocols import ProtocolSettings
@@ -214,6 +250,17 @@ def audit_stage(cfg: RunConfig, run_dir: Path, *, permutations: int | None = Non
     features, clinical, y = load_modelling_inputs(run_dir)
     feature_set = feature_set or cfg.audit.feature_set
     classifier = classifier or cfg.audit.classifier
+    permutations = cfg.audit.permutations if permutations is None else permutations
+    out = run_dir / "audit"
+    key = stage_cache.stage_key([features, clinical, y], {
+        **_modelling_settings(cfg), "permutations": permutations,
+        "feature_set": feature_set, "classifier": classifier})
+    if not force and stage_cache.is_current(out, key, AUDIT_OUTPUTS) is not None:
+        log.info("audit: inputs, settings and code unchanged; reusing %s", out)
+        audit = pd.read_parquet(out / "null_audit.parquet")
+        audit.attrs["summary"] = pd.read_csv(out / "null_audit_summary.csv")
+        audit.attrs["cached"] = True
+        return audit
     from workbench.models.feature_sets import available_blocks
 
     missing = set(FEATURE_SETS[feature_set].blocks) - set(available_blocks(features.columns))
@@ -223,18 +270,18 @@ def audit_stage(cfg: RunConfig, run_dir: Path, *, permutations: int | None = Non
     settings = ProtocolSettings(test_size=cfg.protocol.test_size,
                                 cv_folds=cfg.protocol.cv_folds, repeats=1, seed=cfg.seed,
                                 jobs=jobs)
+    out.mkdir(parents=True, exist_ok=True)
+    stage_cache.invalidate(out)
     audit = null_audit(features, clinical, y,
                        selector=selector_factory(cfg), make_clf=classifier_factory,
-                       permutations=cfg.audit.permutations if permutations is None
-                       else permutations, feature_set=feature_set, classifier=classifier,
+                       permutations=permutations, feature_set=feature_set, classifier=classifier,
                        protocols=("honest", "paper"), settings=settings, seed=cfg.seed,
                        progress=progress)
-    out = run_dir / "audit"
-    out.mkdir(parents=True, exist_ok=True)
     audit.to_parquet(out / "null_audit.parquet", index=False)
     summary = summarise(audit)
     summary.to_csv(out / "null_audit_summary.csv", index=False)
     audit.attrs["summary"] = summary
+    stage_cache.mark_done(out, key, seconds=round(audit.attrs.get("seconds", 0.0), 1))
     return audit
 
 
@@ -277,6 +324,22 @@ def predict_stage(model_path: Path, cohort: CohortTable, out: Path, *,
     return result
 
 
+def report_stage(run_dir: Path) -> Path | None:
+    """The standalone HTML report of the run (``<run>/report.html``); None if it failed.
+
+    A report failure never loses the run: it is logged with its reason, and
+    ``workbench report RUN`` can rebuild it.
+    """
+    from workbench.report import build_report
+
+    try:
+        return build_report(run_dir, run_dir / "report.html")
+    except Exception as exc:  # the run's tables are written; say why the report is not
+        log.error("report of %s failed: %s (rebuild with `workbench report %s`)", run_dir,
+                  exc, run_dir)
+        return None
+
+
 def table1_stage(cohort: CohortTable, out: Path, *, seed: int = 42, test_size: float = 0.3):
     """Table 1 on the labelled patients, split as every protocol splits them."""
     from workbench.evaluation.table1 import table1, write_table1
@@ -296,12 +359,61 @@ def table1_stage(cohort: CohortTable, out: Path, *, seed: int = 42, test_size: f
     return table, paths
 
 
+def manifest_stage(cfg: RunConfig, run_dir: Path, *, ibsi: dict | None = None,
+                   extra: dict | None = None) -> Path:
+    """Write ``run_manifest.json`` from what a run directory holds now.
+
+    For runs built stage by stage (the notebooks): the config, input hashes of the saved
+    cohort's images, and per-stage facts read back from the run's files (cohort size and
+    problems, feature table shapes, deep weights provenance, protocols modelled, null-audit
+    summary). ``ibsi`` is :func:`ibsi_stage`'s result; ``extra`` adds or overrides entries.
+    """
+    import json
+
+    from workbench.provenance import cohort_inputs, write_manifest
+
+    run_dir = Path(run_dir)
+    cohort = CohortTable.load(run_dir / "cohort")
+    inputs = cohort_inputs(cohort.df, cohort.image_columns + ["mask"])
+    if cfg.source:  # absolute: a notebook loads its config relative to notebooks/
+        cfg = cfg.model_copy(update={"source": str(Path(cfg.source).resolve())})
+        inputs["config"] = cfg.source
+    pre = run_dir / "preprocessed.parquet"
+    facts: dict = {"cohort": {"name": cohort.name, "source": cohort.source,
+                              "patients": len(cohort.df),
+                              "preprocessed": len(pd.read_parquet(pre)) if pre.is_file()
+                              else None, "problems": len(cohort.problems)}}
+    features = {}
+    for path in sorted((run_dir / "features").glob("*.parquet")):
+        table = pd.read_parquet(path)
+        errors = path.with_name(f"{path.stem}.errors.csv")
+        try:
+            failed = pd.read_csv(errors)["patient_id"].nunique() if errors.is_file() else 0
+        except (pd.errors.EmptyDataError, KeyError):  # no error rows written
+            failed = 0
+        features[path.stem] = {"patients": len(table), "columns": int(table.shape[1]),
+                               "failed": int(failed)}
+    facts["features"] = features
+    weights = run_dir / "features" / "deep_weights.json"
+    facts["deep_weights"] = json.loads(weights.read_text()) if weights.is_file() else None
+    metrics = run_dir / "models" / "metrics.parquet"
+    facts["models"] = ({"protocols": sorted(pd.read_parquet(metrics, columns=["protocol"])
+                                            ["protocol"].astype(str).unique())}
+                       if metrics.is_file() else None)
+    audit = run_dir / "audit" / "null_audit_summary.csv"
+    facts["audit"] = (pd.read_csv(audit).to_dict(orient="records") if audit.is_file()
+                      else None)
+    facts["ibsi"] = ibsi
+    return write_manifest(run_dir, config=cfg, inputs=inputs, extra={**facts, **(extra or {})})
+
+
 @dataclass
 class RunResult:
     """What :func:`run_pipeline` made: the run directory and a short summary."""
 
     run_dir: Path
     summary: list[str]
+    report: Path | None = None  # the standalone HTML report, when the models ran
 
 
 def run_pipeline(cfg: RunConfig, *, out: Path | None = None, cache_dir: Path | None = None,
@@ -413,11 +525,17 @@ def run_pipeline(cfg: RunConfig, *, out: Path | None = None, cache_dir: Path | N
                                            else None),
                           "models": (None if models is None else
                                      {"seconds": round(models.seconds, 1),
-                                      "protocols": list(models.results),
+                                      "cached": models.cached,
+                                      "protocols": sorted(models.metrics["protocol"].unique()),
                                       "skipped": len(models.skipped)}),
                           "audit": (None if audit is None else
                                     audit.attrs["summary"].to_dict(orient="records")),
                           "ibsi": ibsi})
+    report = None
+    if models is not None:  # the report needs the modelling tables
+        t0 = time.perf_counter()
+        report = report_stage(run_dir)
+        timings["report"] = time.perf_counter() - t0
     summary = _summary(cohort, pre, timings, run_dir)
     for name, res in feats.items():
         summary.insert(-2, f"{name}: {res.features.shape[1]} features x {len(res.features)} "
@@ -440,7 +558,11 @@ def run_pipeline(cfg: RunConfig, *, out: Path | None = None, cache_dir: Path | N
                                    f"{r['mean']:.3f} ± {r['sd']:.3f}")
     if ibsi.get("line"):
         summary.insert(-2, ibsi["line"])
-    return RunResult(run_dir, summary)
+    if models is not None and models.cached:
+        summary.insert(-2, "models: inputs, settings and code unchanged; outputs reused")
+    if audit is not None and audit.attrs.get("cached"):
+        summary.insert(-2, "null audit: inputs, settings and code unchanged; outputs reused")
+    return RunResult(run_dir, summary, report)
 
 
 def _summary(cohort: CohortTable, pre, timings: dict[str, float], run_dir: Path) -> list[str]:

@@ -125,6 +125,7 @@ class ModelStageResult:
     metrics: pd.DataFrame
     seconds: float
     skipped: list[dict] = field(default_factory=list)
+    cached: bool = False  # outputs reused from an identical earlier run (runner.model_stage)
 
 
 def evaluate(predictions: pd.DataFrame, *, threshold_rule: str = "fixed",

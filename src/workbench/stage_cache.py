@@ -1,0 +1,88 @@
+"""Skip a label-fitted stage (models, null audit) whose inputs, settings and code are unchanged.
+
+Feature extraction and preprocessing have content-addressed caches of their own; the
+modelling and audit stages write a run directory instead, so they are cached by a key file
+written **last** in their output folder: the SHA-256 of the modelling inputs' content (feature
+table, clinical matrix and labels, hashed by value so that a rewritten but identical parquet
+still matches), the config sections that shape the stage, any extra arguments and the source of
+the packages that compute it. A key that matches and every listed output present means the
+stage's outputs are exactly what a rerun would write; anything else reruns it. An interrupted
+stage never leaves a key behind, so it is never mistaken for a finished one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+KEY_FILE = "stage_key.json"
+#: packages whose source shapes the modelling results (a code change invalidates the cache)
+MODEL_CODE = ("models", "selection", "evaluation")
+
+
+def _code_digest(packages: Iterable[str]) -> str:
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for package in packages:
+        for path in sorted((root / package).rglob("*.py")):
+            h.update(str(path.relative_to(root)).encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def frame_digest(frame: pd.DataFrame | pd.Series) -> str:
+    """SHA-256 of a frame's index, columns and values (not of its file's bytes)."""
+    h = hashlib.sha256()
+    h.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
+    names = frame.columns if isinstance(frame, pd.DataFrame) else [frame.name]
+    h.update(json.dumps([str(c) for c in names]).encode())
+    return h.hexdigest()
+
+
+def stage_key(frames: Iterable[pd.DataFrame | pd.Series], settings: Mapping,
+              code: Iterable[str] = MODEL_CODE) -> str:
+    """The cache key of a stage: its input frames, its settings (JSON-able) and its code."""
+    h = hashlib.sha256()
+    for frame in frames:
+        h.update(frame_digest(frame).encode())
+    h.update(json.dumps(settings, sort_keys=True, default=str).encode())
+    h.update(_code_digest(code).encode())
+    return h.hexdigest()
+
+
+def is_current(out_dir: Path, key: str, outputs: Iterable[str]) -> dict | None:
+    """The stored record when ``out_dir`` holds a finished stage with this key, else None."""
+    path = Path(out_dir) / KEY_FILE
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if record.get("key") != key:
+        return None
+    missing = [o for o in outputs if not (Path(out_dir) / o).exists()]
+    if missing:
+        log.info("%s: cache key matches but %s are missing; rerunning", out_dir, missing)
+        return None
+    return record
+
+
+def mark_done(out_dir: Path, key: str, **info) -> None:
+    """Write the key file (call after every output is written)."""
+    path = Path(out_dir) / KEY_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"key": key, **info}, indent=1, default=str), encoding="utf-8")
+    tmp.replace(path)
+
+
+def invalidate(out_dir: Path) -> None:
+    """Remove the key file before a stage starts rewriting its outputs."""
+    (Path(out_dir) / KEY_FILE).unlink(missing_ok=True)
