@@ -16,7 +16,8 @@ Steps (all in this process, on the same machine, one after the other):
    classifier, as a grid search over pipelines would. Prints the ratio b/a and checks that
    both give the same predictions.
 
-``--synthetic`` builds a table of the study's shape: 163 patients, 1,702 ``rad__``, 17 ``kin__``
+``--synthetic`` builds a table of the study's shape (:func:`workbench.models.noise.noise_table`
+with ``signal=1``): 163 patients, 1,702 ``rad__``, 17 ``kin__``
 and 8,576 ``dl_<network>__`` columns (2,048 ResNet50, 1,664 DenseNet169, 2,048 InceptionV3,
 1,536 InceptionResNetV2, 1,280 EfficientNetB0), standard-normal noise plus a weak latent pCR
 signal in a few columns per block, and clinical columns with the subtype effect. Selection
@@ -33,35 +34,15 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-
-NETWORK_WIDTHS = {"resnet50": 2048, "densenet169": 1664, "inceptionv3": 2048,
-                  "inceptionresnetv2": 1536, "efficientnetb0": 1280}
 
 
 def synthetic_table(n: int = 163, seed: int = 0, pcr_rate: float = 0.3):
-    """Features (rad__, kin__, dl_*), clinical matrix and labels of the study's shape."""
-    rng = np.random.default_rng(seed)
-    ids = [f"SYN{i:03d}" for i in range(n)]
-    y = pd.Series((rng.random(n) < pcr_rate).astype(int), index=ids)
-    latent = y.to_numpy() + rng.standard_normal(n)  # what the images would reflect
+    """Features (rad__, kin__, dl_*), clinical matrix and labels of the study's shape, with
+    the weak latent signal (:func:`workbench.models.noise.noise_table`, ``signal=1``)."""
+    from workbench.models.noise import noise_table
 
-    def block(prefix: str, width: int, informative: int, strength: float) -> pd.DataFrame:
-        values = rng.standard_normal((n, width)).astype(np.float64)
-        values[:, :informative] += strength * latent[:, None]
-        return pd.DataFrame(values, index=ids, columns=[f"{prefix}{j}" for j in range(width)])
-
-    parts = [block("rad__f", 1702, 5, 0.4), block("kin__k", 17, 2, 0.4)]
-    parts += [block(f"dl_{net}__", width, 5, 0.3) for net, width in NETWORK_WIDTHS.items()]
-    features = pd.concat(parts, axis=1)
-    subtype = rng.choice(3, size=n, p=[0.55, 0.25, 0.20])  # HR+/HER2-, HER2+, TN
-    subtype = np.where(y.to_numpy() == 1, rng.choice(3, size=n, p=[0.3, 0.4, 0.3]), subtype)
-    clinical = pd.DataFrame({"clin__age": rng.normal(48, 9, n).round(),
-                             "clin__subtype_her2pos": (subtype == 1).astype(float),
-                             "clin__subtype_tn": (subtype == 2).astype(float),
-                             "clin__hr_pos": (subtype == 0).astype(float)}, index=ids)
-    return features, clinical, y
+    return noise_table(n, seed, pcr_rate=pcr_rate, signal=1.0)
 
 
 def run_table(run_dir: Path):

@@ -148,15 +148,66 @@ class CohortTable:
         return self.df[ok].reset_index(drop=True)
 
     def add_problems(self, problems: Iterable[Problem]) -> None:
-        self.problems.extend(problems)
+        """Record ``problems``; one already recorded is not added twice (a stage rerun on a
+        cohort read back with :meth:`load` finds the same problems again)."""
+        seen = set(self.problems)
+        for problem in problems:
+            if problem not in seen:
+                self.problems.append(problem)
+                seen.add(problem)
 
     def save(self, out_dir: str | Path) -> Path:
-        """Write ``cohort.parquet`` and ``problems.csv`` into ``out_dir``."""
+        """Write ``cohort.parquet``, ``problems.csv`` and ``cohort.json`` (name, phases,
+        source) into ``out_dir``; :meth:`load` reads them back."""
+        import json
+
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         self.df.to_parquet(out / "cohort.parquet", index=False)
         self.problems_frame().to_csv(out / "problems.csv", index=False)
+        (out / "cohort.json").write_text(json.dumps(
+            {"name": self.name, "phases": list(self.phases), "source": self.source},
+            indent=2) + "\n", encoding="utf-8")
         return out
+
+    @classmethod
+    def load(cls, out_dir: str | Path) -> CohortTable:
+        """Read a cohort written by :meth:`save` (e.g. a run directory's ``cohort/``), its
+        recorded problems included, so a later stage carries on where an earlier one stopped.
+
+        Without ``cohort.json`` (runs saved before it existed) the name is the folder's
+        parent's name and the phases are the ``image_<phase>`` columns in table order.
+
+        Raises
+        ------
+        CohortError
+            When ``cohort.parquet`` is missing or unreadable.
+        """
+        import json
+
+        folder = Path(out_dir)
+        table = folder / "cohort.parquet"
+        try:
+            df = pd.read_parquet(table)
+        except (OSError, ValueError) as exc:
+            raise CohortError(f"cannot read the saved cohort ({exc}); run the cohort stage "
+                              "first", step="load", path=table) from exc
+        info = {}
+        if (folder / "cohort.json").is_file():
+            info = json.loads((folder / "cohort.json").read_text(encoding="utf-8"))
+        phases = tuple(info.get("phases") or (c.removeprefix(IMAGE_PREFIX) for c in df.columns
+                                              if str(c).startswith(IMAGE_PREFIX)))
+        problems = []
+        if (folder / "problems.csv").is_file():
+            try:
+                frame = pd.read_csv(folder / "problems.csv", dtype=str, keep_default_na=False)
+            except pd.errors.EmptyDataError:
+                frame = pd.DataFrame(columns=PROBLEM_COLUMNS)
+            problems = [Problem(r["patient_id"] or None, r["step"], r["message"],
+                                r["file"] or None, r["severity"] or "error")
+                        for _, r in frame.iterrows()]
+        return cls(name=info.get("name") or folder.resolve().parent.name, df=df,
+                   phases=phases, problems=problems, source=info.get("source", ""))
 
 
 def validate_cohort(

@@ -120,6 +120,17 @@ class FeatureResult:
     def n_failed(self) -> int:
         return int(self.errors["patient_id"].nunique()) if len(self.errors) else 0
 
+    def problems(self, stage: str) -> list:
+        """The errors as cohort :class:`~workbench.cohort.table.Problem` rows (severity
+        ``error``, step ``<stage>:<step>``), as the run records them in ``problems.csv``."""
+        from workbench.cohort.table import Problem
+
+        def text(value: Any) -> str | None:
+            return None if value is None or pd.isna(value) or value == "" else str(value)
+
+        return [Problem(text(r.get("patient_id")), f"{stage}:{r['step']}", str(r["message"]),
+                        text(r.get("file")), "error") for _, r in self.errors.iterrows()]
+
     def save(self, path: str | Path) -> Path:
         """Write ``features`` as parquet to ``path`` and ``errors`` to ``<stem>.errors.csv``."""
         out = Path(path)

@@ -5,7 +5,8 @@ Every function takes the run directory's tidy tables, computes only cheap summar
 or layout: render with ``hv.render(obj, backend="bokeh")``, show in a notebook or a Panel
 dashboard, or embed in the HTML report. Figures with ``paper`` protocol numbers carry
 :data:`PAPER_TITLE_WARNING` in their title; figures built on deep features carry the weights
-label passed as ``weights_label``.
+label passed as ``weights_label``. :mod:`workbench.plots.images` draws the images themselves
+(tumour slices, CNN input crops) from the paths the run directory records.
 """
 
 from workbench.plots._common import (
@@ -17,6 +18,7 @@ from workbench.plots._common import (
 )
 from workbench.plots.audit import null_audit_histogram
 from workbench.plots.explain import beeswarm_offsets, shap_beeswarm, shap_importance
+from workbench.plots.images import crop_strips, tumour_slice
 from workbench.plots.performance import (
     auc_heatmap,
     calibration_curve,
@@ -37,8 +39,9 @@ from workbench.plots.utility import decision_curves
 
 __all__ = [
     "FUNNEL_STEPS", "PAPER_TITLE_WARNING", "PlotInputError", "auc_heatmap", "beeswarm_offsets",
-    "calibration_curve", "confusion_matrix_plot", "decision_curves", "figure_title",
+    "calibration_curve", "confusion_matrix_plot", "crop_strips", "decision_curves",
+    "figure_title",
     "funnel_counts", "lasso_coefficients", "lasso_cv_curve", "model_name", "null_audit_histogram",
     "roc_curves", "roc_label", "selection_funnel", "shap_beeswarm", "shap_importance",
-    "signature_boxplots", "univariate_pvalues", "uses_deep",
+    "signature_boxplots", "tumour_slice", "univariate_pvalues", "uses_deep",
 ]

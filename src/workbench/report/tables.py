@@ -5,9 +5,13 @@
 * :func:`ablation_table` — Table S2: rows radiomics / deep / fusion feature sets, columns
   classifiers, cells AUC (95 % CI).
 * :func:`funnel_table` — features extracted and kept by each selection stage, per block.
+* :func:`feature_inventory` — extracted features per block (radiomics: per phase, image type
+  and feature class), with the missing values of each group.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -15,7 +19,7 @@ import pandas as pd
 from workbench.config import ALL_NETWORKS
 
 __all__ = ["ABLATION_SETS", "TABLE2_METRICS", "ablation_table", "classifier_label",
-           "format_ci", "funnel_table", "table2"]
+           "feature_inventory", "format_ci", "funnel_table", "table2"]
 
 #: Table 2 columns: metric name in the metrics table → column heading.
 TABLE2_METRICS: dict[str, str] = {
@@ -107,3 +111,57 @@ def funnel_table(selection: pd.DataFrame, protocol: str) -> pd.DataFrame:
     wide.columns = ["extracted", "after variance filter", "after univariate filter",
                     "after LASSO"]
     return wide.reset_index().rename(columns={"block": "Block"})
+
+
+def _column_group(column: str) -> tuple[str, str, str, str]:
+    """``(block, phase, image type, class)`` of a feature column; ``""`` where not relevant.
+
+    Radiomics columns are ``rad__<phase>__<imagetype>_<class>_<feature>``."""
+    from workbench.models.feature_sets import BLOCK_PREFIXES
+
+    for block, prefix in BLOCK_PREFIXES.items():
+        if column.startswith(prefix):
+            if block != "radiomics":
+                return block, "", "", ""
+            phase, _, rest = column.removeprefix(prefix).partition("__")
+            parts = rest.split("_")
+            return block, phase, parts[0], parts[1] if len(parts) > 2 else ""
+    return "other", "", "", ""
+
+
+def feature_inventory(features: pd.DataFrame,
+                      by: Sequence[str] = ("Phase", "Image type", "Class")) -> pd.DataFrame:
+    """What a feature table holds, group by group.
+
+    Parameters
+    ----------
+    features
+        A feature table of the run directory (``features/<stage>.parquet``: one row per
+        patient, columns named by block prefix), or several joined.
+    by
+        Radiomics levels to count separately, any of ``"Phase"``, ``"Image type"``,
+        ``"Class"`` (feature class); other blocks have one row each.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``Block``, the ``by`` levels, ``Features`` and ``Missing values`` (empty cells
+        of the group), one row per group in column order.
+
+    Raises
+    ------
+    ValueError
+        For a level of ``by`` not listed above.
+    """
+    levels = ("Phase", "Image type", "Class")
+    unknown = [b for b in by if b not in levels]
+    if unknown:
+        raise ValueError(f"by must list levels among {levels}, got {unknown}")
+    columns = [str(c) for c in features.columns]
+    groups = pd.DataFrame([_column_group(c) for c in columns], index=columns,
+                          columns=["Block", *levels])
+    groups["Features"] = 1
+    groups["Missing values"] = features.isna().sum().to_numpy() if columns else []
+    keys = ["Block", *by]
+    out = groups.groupby(keys, sort=False)[["Features", "Missing values"]].sum()
+    return out.reset_index().astype({"Features": int, "Missing values": int})
