@@ -223,3 +223,34 @@ def test_null_audit_rows_and_summary():
     assert row["mean"] == pytest.approx(paper_cv.mean())
     assert row["sd"] == pytest.approx(paper_cv.std())
     print("\n", summary.round(3))
+
+
+def test_saved_models_store_wide_blocks_compactly(tmp_path):
+    """Fit diagnostics over thousands of features go to binary arrays, not JSON nodes."""
+    import zipfile
+
+    from workbench.models.classifiers import make_pipeline
+    from workbench.models.fusion import assemble
+    from workbench.selection import selection_pipeline
+
+    rng = np.random.default_rng(0)
+    n, p = 80, 3000
+    y = pd.Series(rng.integers(0, 2, n), index=[f"P{i}" for i in range(n)])
+    features = pd.DataFrame(rng.standard_normal((n, p)), index=y.index,
+                            columns=[f"rad__feature_with_a_long_name_{j:05d}" for j in range(p)])
+    features.iloc[:, :5] += y.to_numpy()[:, None]
+    block = selection_pipeline("radiomics", lasso_kwargs={"alphas": 10, "cv": 3}).fit(
+        features, y)
+    design = pd.DataFrame({"sig__radiomics": np.asarray(block.transform(features))[:, 0]},
+                          index=y.index)
+    clf = make_pipeline("lr").fit(design, y)
+    model = assemble({"radiomics": block}, clf, features, ["sig__radiomics"],
+                     feature_set="radiomics", classifier_name="lr", protocol="honest",
+                     metadata={"train_patients": list(y.index)})
+    path = save_model(model, tmp_path / "wide.skops")
+    with zipfile.ZipFile(path) as z:
+        schema = z.getinfo("schema.json").file_size
+    assert schema < 200_000, f"schema.json is {schema} bytes for {p} features"
+    loaded = load_model(path)
+    np.testing.assert_array_equal(loaded.predict_proba(features), model.predict_proba(features))
+    assert loaded.metadata["train_patients"] == list(y.index)

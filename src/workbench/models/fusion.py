@@ -96,15 +96,34 @@ def assemble(fitted_blocks: dict, classifier, features: pd.DataFrame, design_col
     return model.fit(None)
 
 
+def _compact(values) -> np.ndarray:
+    """Numbers and booleans as they are; anything else as a fixed-width str array.
+
+    skops writes a numeric or str ndarray as one binary .npy member, but every element of a
+    list or object array as its own JSON node: a univariate table over 10,000 features then
+    weighed ~10 MB of schema per block, and a fusion model ~60 MB.
+    """
+    arr = np.asarray(values)
+    if arr.dtype.kind in "biuf":
+        return arr
+    return np.array([str(v) for v in arr.ravel()], dtype=str).reshape(arr.shape)
+
+
 def _plain(value):
-    """pandas tables (fit diagnostics such as ``results_``) as plain dicts: skops cannot
-    serialise pandas' internals, and prediction never needs them."""
+    """pandas tables (fit diagnostics such as ``results_``) as plain dicts of arrays, and
+    long lists or object arrays of names as str arrays: skops cannot serialise pandas'
+    internals, prediction never needs the tables, and arrays are stored compactly."""
     if isinstance(value, pd.DataFrame):
-        return {"__table__": True, "index": [str(i) for i in value.index],
-                "columns": {str(c): value[c].tolist() for c in value.columns}}
+        return {"__table__": True, "index": _compact(value.index.to_numpy()),
+                "columns": {str(c): _compact(value[c].to_numpy()) for c in value.columns}}
     if isinstance(value, pd.Series):
-        return {"__series__": True, "index": [str(i) for i in value.index],
-                "values": value.tolist()}
+        return {"__series__": True, "index": _compact(value.index.to_numpy()),
+                "values": _compact(value.to_numpy())}
+    if isinstance(value, list) and len(value) > 16 and all(isinstance(v, str) for v in value):
+        return _compact(value)
+    if isinstance(value, np.ndarray) and value.dtype == object and all(
+            isinstance(v, str) for v in value.ravel()):
+        return _compact(value)
     return value
 
 
@@ -122,6 +141,8 @@ def _strip_pandas(obj, seen: set[int] | None = None):
             _strip_pandas(item, seen)
     elif hasattr(obj, "__dict__") and type(obj).__module__.startswith(("sklearn", "workbench")):
         for key, value in list(vars(obj).items()):
+            if isinstance(obj, FusionModel) and key == "metadata":
+                continue  # the user's provenance record, kept as written
             setattr(obj, key, _plain(value))
             _strip_pandas(getattr(obj, key), seen)
 
@@ -133,6 +154,7 @@ def save_model(model: FusionModel, path: str | Path) -> Path:
     in-memory model is left as it is.
     """
     import copy
+    import zipfile
 
     import skops.io as sio
 
@@ -140,7 +162,7 @@ def save_model(model: FusionModel, path: str | Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     clean = copy.deepcopy(model)
     _strip_pandas(clean)
-    sio.dump(clean, out)
+    sio.dump(clean, out, compression=zipfile.ZIP_DEFLATED, compresslevel=6)
     return out
 
 
