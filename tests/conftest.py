@@ -1,4 +1,5 @@
-"""Shared test fixtures: the ../shared reference data (tiny NIfTI patients: fixtures.images)."""
+"""Shared test fixtures: the ../shared reference data, the small run directory of
+``fixtures.run_dir`` (tiny NIfTI patients: ``fixtures.images``)."""
 
 from __future__ import annotations
 
@@ -18,3 +19,25 @@ def ispy1_xlsx() -> Path:
         pytest.skip(f"real I-SPY1 spreadsheet not found at {ISPY1_XLSX} "
                     "(../shared is absent in a fresh clone; CI provides it)")
     return ISPY1_XLSX
+
+
+@pytest.fixture(scope="session")
+def run_dir(tmp_path_factory) -> Path:
+    """A complete small run directory (models, audit, IBSI, manifest; no images), built once
+    per session by :func:`fixtures.run_dir.build_run_dir` for the report and dashboard tests."""
+    import warnings
+
+    from fixtures.run_dir import build_run_dir
+    from workbench.selection import SelectionWarning
+
+    with warnings.catch_warnings():  # tiny noisy blocks: the filters' fallbacks are expected
+        warnings.simplefilter("ignore", SelectionWarning)
+        return build_run_dir(tmp_path_factory.mktemp("report_run") / "run")
+
+
+@pytest.fixture(scope="session")
+def run_facts() -> dict[str, str]:
+    """What :func:`fixtures.run_dir.build_run_dir` put in the run, for assertions."""
+    from fixtures.run_dir import run_facts
+
+    return run_facts()

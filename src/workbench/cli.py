@@ -144,8 +144,11 @@ def cmd_model(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     run_dir = Path(args.run)
-    result = model_stage(cfg, run_dir, jobs=args.jobs or cfg.jobs, progress=not args.quiet)
-    print(f"Models written to {result.out_dir} in {result.seconds:.0f} s")
+    result = model_stage(cfg, run_dir, jobs=args.jobs or cfg.jobs, progress=not args.quiet,
+                         force=args.force)
+    how = ("unchanged inputs, settings and code: reused (--force reruns)" if result.cached
+           else f"in {result.seconds:.0f} s")
+    print(f"Models written to {result.out_dir} {how}")
     for fs in dict.fromkeys(result.metrics["feature_set"]):
         print("\n".join(headline(result.metrics, fs, args.headline_classifier)))
     for skip in result.skipped:
@@ -160,7 +163,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     audit = audit_stage(cfg, Path(args.run), permutations=args.permutations,
                         feature_set=args.feature_set, classifier=args.classifier,
-                        jobs=args.jobs or cfg.jobs, progress=not args.quiet)
+                        jobs=args.jobs or cfg.jobs, progress=not args.quiet, force=args.force)
+    if audit.attrs.get("cached"):
+        print("null audit: unchanged inputs, settings and code: reused (--force reruns)")
     summary = audit.attrs["summary"]
     fs = audit["feature_set"].iloc[0]
     print(f"Null audit: {audit['permutation'].nunique()} label permutations, feature set "
@@ -194,6 +199,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+
+    from workbench.app.serve_policy import auth_from_environment, check_serving, serve_command
+    from workbench.report.data import RunData
+
+    RunData(args.run).load("manifest")  # fail here, naming the file, not in the browser
+    origins = list(args.allow_websocket_origin or [])
+    auth = bool(args.basic_auth or args.oauth_provider) or auth_from_environment()
+    check_serving(args.address, origins, auth)  # ServingPolicyError: exit 2, says how to fix
+    cmd, env = serve_command(
+        args.run, address=args.address, port=args.port, origins=origins, show=args.show,
+        auth={k: getattr(args, k) for k in ("basic_auth", "oauth_provider", "oauth_key",
+                                            "oauth_secret", "oauth_redirect_uri",
+                                            "cookie_secret")})
+    print(f"Dashboard of {args.run}: http://{args.address}:{args.port}/dashboard "
+          "(Ctrl-C stops it)", flush=True)
+    if os.name == "posix":  # become the server: Ctrl-C and kill reach it directly
+        os.execve(cmd[0], cmd, env)
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return 130
+
+
 def cmd_config_check(args: argparse.Namespace) -> int:
     from workbench.config import load_config
 
@@ -224,11 +255,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     result = run_pipeline(cfg, out=Path(args.out) if args.out else None,
+                          cache_dir=Path(args.cache) if args.cache else None,
                           jobs=args.jobs, progress=not args.quiet)
     print("\n".join(result.summary))
     print(f"Outputs: {result.run_dir}")
     print(f"  Table 1: {result.run_dir / 'table1' / 'table1.html'}")
     print(f"  problems: {result.run_dir / 'cohort' / 'problems.csv'}")
+    if result.report is not None:
+        print(f"Report: {result.report}")
+        print(f"Dashboard: make dashboard RUN={result.run_dir}   "
+              f"(or: workbench dashboard {result.run_dir})")
     return 0
 
 
@@ -284,6 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="configs/demo.yaml")
     p.add_argument("--jobs", type=int, default=None)
     p.add_argument("--headline-classifier", default="lr", help="classifier for the summary")
+    p.add_argument("--force", action="store_true",
+                   help="rerun even when inputs, settings and code are unchanged")
     p.set_defaults(func=cmd_model)
 
     p = sub.add_parser("audit", help="null audit: honest vs paper protocol on permuted labels")
@@ -293,6 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature-set", default=None, help="default: the config's audit section")
     p.add_argument("--classifier", default=None, help="default: the config's audit section")
     p.add_argument("--jobs", type=int, default=None)
+    p.add_argument("--force", action="store_true",
+                   help="rerun even when inputs, settings and code are unchanged")
     p.set_defaults(func=cmd_audit)
 
     p = sub.add_parser("predict", help="apply a saved model (.skops) to a cohort")
@@ -307,6 +347,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="run directory")
     p.add_argument("--out", default=None, help="HTML file (default <run>/report.html)")
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("dashboard", help="serve the Panel dashboard of a run directory",
+                       description="Serve the dashboard with `panel serve`. Only localhost "
+                                   "unless --basic-auth or --oauth-provider is given.")
+    p.add_argument("run", help="run directory (fixed for the server's lifetime)")
+    p.add_argument("--address", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; anything else needs auth)")
+    p.add_argument("--port", type=int, default=5006, help="port (default 5006)")
+    p.add_argument("--allow-websocket-origin", action="append", default=None,
+                   metavar="HOST[:PORT]", help="origins allowed to connect (repeatable; "
+                                               "non-local ones need auth)")
+    for flag, text in (("basic-auth", "Panel basic auth: a password, or a JSON file "
+                                      "{user: password}"),
+                       ("oauth-provider", "Panel OAuth provider (github, google, azure, ...)"),
+                       ("oauth-key", "OAuth client id"), ("oauth-secret", "OAuth secret"),
+                       ("oauth-redirect-uri", "OAuth redirect URI"),
+                       ("cookie-secret", "secret signing login cookies (default: random)")):
+        p.add_argument(f"--{flag}", default=None, help=text)
+    p.add_argument("--show", action="store_true", help="open a browser")
+    p.set_defaults(func=cmd_dashboard)
 
     p = sub.add_parser("table1", help="clinical characteristics by split and pCR")
     _add_cohort_args(p)
@@ -333,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the pipeline on the configured cohort")
     p.add_argument("--config", default="configs/demo.yaml")
     p.add_argument("--out", help="run directory (default data/runs/<config name>)")
+    p.add_argument("--cache", help="content-addressed caches (default data/interim)")
     p.add_argument("--jobs", type=int, default=None)
     p.set_defaults(func=cmd_demo)
     return parser

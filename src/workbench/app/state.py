@@ -1,0 +1,119 @@
+"""``DashboardState``: every choice a dashboard user can make, as ``param`` parameters.
+
+One instance per browser session. Widgets are generated from these parameters
+(``pn.widgets.X.from_param``), views depend on them (``param.depends``), and tests drive the
+app by setting them — no widget or browser needed. No parameter accepts a file path: the run
+directory is fixed when the store is built.
+"""
+
+from __future__ import annotations
+
+import param
+
+from workbench.app.store import EVALUATIONS, DataStore
+
+__all__ = ["DashboardState"]
+
+_PREFERRED_CLASSIFIER = "lr"
+
+
+def _model_name(feature_set: str, classifier: str) -> str:
+    from workbench.plots import model_name
+
+    return model_name(feature_set, classifier)
+
+
+class DashboardState(param.Parameterized):
+    """What the dashboard shows.
+
+    Parameters
+    ----------
+    protocol
+        ``honest`` (nested CV, selection inside the folds) or ``paper`` (the study's leaky
+        order), when the run has it.
+    evaluation
+        ``test`` (held-out split) or ``cv`` (out-of-fold predictions of the training split).
+    feature_sets, classifiers
+        The models drawn: every modelled pair of a chosen feature set and classifier.
+    threshold
+        Decision threshold (``p >= threshold`` predicts pCR) of the live threshold metrics,
+        the confusion matrix and the decision-curve marker.
+    reference
+        Model (``"<feature set> / <classifier>"``) the others are DeLong-tested against; its
+        confusion matrix, calibration and SHAP values are shown.
+    patient
+        Patient shown in the Patients and Explain tabs.
+    """
+
+    protocol = param.Selector(default="honest", objects=["honest"], doc="modelling protocol")
+    evaluation = param.Selector(default="test", objects=EVALUATIONS,
+                                doc="which predictions are evaluated")
+    feature_sets = param.ListSelector(default=[], objects=[], doc="feature sets drawn")
+    classifiers = param.ListSelector(default=[], objects=[], doc="classifiers drawn")
+    threshold = param.Number(default=0.5, bounds=(0.0, 1.0), step=0.01,
+                             doc="decision threshold: p >= threshold predicts pCR")
+    reference = param.Selector(default=None, objects=[], allow_None=True,
+                               doc="reference model of the DeLong tests")
+    patient = param.Selector(default=None, objects=[], allow_None=True,
+                             doc="patient shown in the Patients and Explain tabs")
+
+    def __init__(self, store: DataStore, **params) -> None:
+        super().__init__()
+        self._store = store
+        self.param.protocol.objects = store.protocols
+        self.param.evaluation.objects = {k: v for k, v in EVALUATIONS.items()
+                                         if v in store.splits}
+        self.param.feature_sets.objects = store.feature_sets
+        self.param.classifiers.objects = store.classifiers
+        clfs = store.classifiers
+        defaults = {
+            "protocol": store.protocols[0],
+            "evaluation": "test" if "test" in store.splits else store.splits[0],
+            "feature_sets": list(store.feature_sets),
+            "classifiers": [_PREFERRED_CLASSIFIER if _PREFERRED_CLASSIFIER in clfs
+                            else clfs[0]],
+            "threshold": round(store.default_threshold(store.protocols[0]), 2),
+        }
+        self.param.update(**{**defaults, **params})
+        self._sync_choices()
+
+    @property
+    def store(self) -> DataStore:
+        """The run's :class:`~workbench.app.store.DataStore` (shared, read-only)."""
+        return self._store
+
+    @property
+    def models(self) -> list[tuple[str, str]]:
+        """``(feature_set, classifier)`` pairs drawn: chosen and modelled under the current
+        protocol and evaluation, in the run's order."""
+        fs, clf = set(self.feature_sets), set(self.classifiers)
+        return [m for m in self._store.models(self.protocol, self.evaluation)
+                if m[0] in fs and m[1] in clf]
+
+    @property
+    def model_names(self) -> dict[str, tuple[str, str]]:
+        """``"<feature set> / <classifier>"`` → pair, for :attr:`models`."""
+        return {_model_name(*m): m for m in self.models}
+
+    @property
+    def reference_model(self) -> tuple[str, str] | None:
+        """The reference as a ``(feature_set, classifier)`` pair, ``None`` without models."""
+        return self.model_names.get(self.reference) if self.reference else None
+
+    @property
+    def is_paper(self) -> bool:
+        """Whether the current numbers come from the leaky paper protocol."""
+        return self.protocol == "paper"
+
+    @param.depends("protocol", "evaluation", "feature_sets", "classifiers", watch=True)
+    def _sync_choices(self) -> None:
+        """Keep ``reference`` among the drawn models and ``patient`` among the evaluated
+        patients (keeping the current choice when it is still valid)."""
+        names = list(self.model_names)
+        self.param.reference.objects = names
+        if self.reference not in names:
+            self.reference = names[0] if names else None
+        patients = self._store.patients(self.protocol, self.evaluation)
+        self.param.patient.objects = patients
+        if self.patient not in patients:
+            self.patient = patients[0] if patients else None

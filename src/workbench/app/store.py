@@ -1,0 +1,345 @@
+"""``DataStore``: the dashboard's read-only view of one run directory.
+
+Files are read once through :class:`~workbench.report.data.RunData`; everything a widget
+change needs is prepared once per model and kept: the ROC curve, the AUC with its DeLong
+interval, the Brier score, a :class:`~workbench.evaluation.metrics.ThresholdSweep` and a
+bootstrap resample of the (label, probability) pairs. Moving the threshold slider then only
+recounts a confusion matrix and its bootstrap intervals (:meth:`ModelEval.at`); nothing is
+ever refitted. :func:`load_store` is ``pn.cache``-d, so every browser session of one server
+shares one store.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import panel as pn
+
+from workbench.app.evals import LIVE_METRICS, ModelEval, ModelKey
+from workbench.report.data import RunData, RunDataError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["EVALUATIONS", "LIVE_METRICS", "DataStore", "ModelEval", "ModelKey", "PatientImages",
+           "load_store"]
+
+#: Evaluation splits as the widgets name them → the ``split`` of the run's tables.
+EVALUATIONS = {"test split": "test", "CV out-of-fold (training)": "cv"}
+
+
+@dataclass(frozen=True)
+class PatientImages:
+    """The largest tumour slice of each preprocessed phase, with the tumour mask."""
+
+    patient_id: str
+    phases: dict[str, np.ndarray]
+    mask: np.ndarray
+    axis: int
+    index: int
+    area: int
+
+
+class DataStore:
+    """Cached, read-only access to one run directory for the dashboard.
+
+    Parameters
+    ----------
+    run_dir
+        The run directory (``data/runs/<name>``); fixed for the store's lifetime.
+    n_boot, seed
+        Bootstrap replicates (and seed) of the live threshold-metric intervals.
+
+    Raises
+    ------
+    workbench.report.data.RunDataError
+        The folder, its manifest or its model tables are missing (the message names the
+        file and the stage that writes it).
+    """
+
+    def __init__(self, run_dir: str | Path, *, n_boot: int = 1000, seed: int = 0) -> None:
+        self.run = RunData(run_dir)
+        for required in ("manifest", "metrics", "predictions"):
+            self.run.load(required)
+        self.n_boot, self.seed = int(n_boot), int(seed)
+        self._memo: dict[tuple, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"DataStore({str(self.run.run_dir)!r})"
+
+    def cached(self, key: tuple, build: Callable[[], Any]) -> Any:
+        """``build()`` once per ``key``; later calls return the same object."""
+        if key not in self._memo:
+            self._memo[key] = build()
+        return self._memo[key]
+
+    # ------------------------------------------------------------------ what the run holds
+    @property
+    def protocols(self) -> list[str]:
+        """Protocols of the run, honest first."""
+        return self.run.protocols
+
+    @property
+    def splits(self) -> list[str]:
+        """Evaluated splits present (``test``, ``cv``)."""
+        have = set(self.run.metrics["split"].astype(str))
+        return [s for s in EVALUATIONS.values() if s in have]
+
+    def _eval_rows(self, protocol: str, split: str) -> pd.DataFrame:
+        def build() -> pd.DataFrame:
+            from workbench.plots._common import eval_predictions
+
+            part = eval_predictions(self.run.predictions, protocol, split)
+            return part.assign(**{c: part[c].astype(str) for c in
+                                  ("patient_id", "feature_set", "classifier")})
+        return self.cached(("rows", protocol, split), build)
+
+    def models(self, protocol: str, split: str) -> list[tuple[str, str]]:
+        """``(feature_set, classifier)`` pairs with predictions, in table order."""
+        rows = self._eval_rows(protocol, split)
+        return list(dict.fromkeys(zip(rows["feature_set"], rows["classifier"], strict=True)))
+
+    @property
+    def feature_sets(self) -> list[str]:
+        """Every feature set modelled, in table order."""
+        return list(dict.fromkeys(self.run.metrics["feature_set"].astype(str)))
+
+    @property
+    def classifiers(self) -> list[str]:
+        """Every classifier modelled, in table order."""
+        return list(dict.fromkeys(self.run.metrics["classifier"].astype(str)))
+
+    @property
+    def weights_label(self) -> str | None:
+        """The deep-feature weights label, ``None`` without deep features."""
+        return self.cached(("weights",), lambda: self.run.weights_label)
+
+    @property
+    def random_weights(self) -> bool:
+        """Whether the deep features come from random (not pretrained) weights."""
+        label = self.weights_label or ""
+        return "random" in label.lower() or "not imagenet" in label.lower()
+
+    def default_threshold(self, protocol: str) -> float:
+        """The threshold the run recorded for its headline model (test split)."""
+        from workbench.report.html import headline_model
+
+        fs, clf = headline_model(self.run)
+        m = self.run.metrics
+        hit = m[(m["protocol"] == protocol) & (m["feature_set"] == fs)
+                & (m["classifier"] == clf) & (m["split"] == "test")]
+        return float(hit["threshold"].iloc[0]) if len(hit) else 0.5
+
+    # ------------------------------------------------------------------ per-model numbers
+    def model(self, protocol: str, split: str, feature_set: str, classifier: str) -> ModelEval:
+        """The :class:`ModelEval` of one model (computed on first use, then kept)."""
+        key = ModelKey(protocol, split, str(feature_set), str(classifier))
+
+        def build() -> ModelEval:
+            rows = self._eval_rows(protocol, split)
+            g = rows[(rows["feature_set"] == key.feature_set)
+                     & (rows["classifier"] == key.classifier)]
+            if g.empty:
+                raise RunDataError(f"no {split} predictions for {key.name} under the "
+                                   f"{protocol} protocol", step="dashboard")
+            return ModelEval(key, g["patient_id"], g["label"], g["probability"],
+                             n_boot=self.n_boot, seed=self.seed)
+        return self.cached(("model", *key), build)
+
+    def warm(self) -> int:
+        """Compute every model's :class:`ModelEval` now (a served dashboard calls this once,
+        so no user interaction waits for a first computation). Returns how many."""
+        n = 0
+        for protocol in self.protocols:
+            for split in self.splits:
+                for fs, clf in self.models(protocol, split):
+                    self.model(protocol, split, fs, clf)
+                    n += 1
+        return n
+
+    def delong(self, protocol: str, split: str, model: tuple[str, str],
+               reference: tuple[str, str]):
+        """Paired DeLong test of ``model`` vs ``reference`` on their shared patients.
+
+        Returns
+        -------
+        workbench.evaluation.delong.DelongTest or None
+            ``None`` when they share fewer than 3 patients or one class is absent.
+        """
+        def build():
+            from workbench.evaluation.delong import delong_test
+
+            a = self.model(protocol, split, *model)
+            b = self.model(protocol, split, *reference)
+            pa = pd.Series(a.p, index=a.patient_ids)
+            pb = pd.Series(b.p, index=b.patient_ids)
+            y = pd.Series(a.y, index=a.patient_ids)
+            shared = pa.index.intersection(pb.index)
+            ys = y.loc[shared].to_numpy()
+            if len(shared) < 3 or ys.min() == ys.max():
+                return None
+            return delong_test(ys, pa.loc[shared].to_numpy(), pb.loc[shared].to_numpy())
+        return self.cached(("delong", protocol, split, tuple(model), tuple(reference)), build)
+
+    def recorded_metrics(self, protocol: str, split: str) -> pd.DataFrame:
+        """Rows of ``models/metrics.parquet`` for one protocol and split (string columns as
+        plain ``str``)."""
+        def build() -> pd.DataFrame:
+            m = self.run.metrics
+            rows = m[(m["protocol"].astype(str) == protocol) & (m["split"].astype(str) == split)]
+            return rows.assign(**{c: rows[c].astype(str) for c in
+                                  ("feature_set", "classifier", "metric")})
+        return self.cached(("metrics", protocol, split), build)
+
+    def recorded(self, protocol: str, split: str) -> dict[tuple[str, str], dict[str, Any]]:
+        """Recorded metrics by model: ``{(fs, clf): {"n", "n_pos", "threshold",
+        <metric>: (value, lo, hi), ...}}`` — a lookup table, so tables format without pandas
+        work on every widget change."""
+        def build() -> dict[tuple[str, str], dict[str, Any]]:
+            out: dict[tuple[str, str], dict[str, Any]] = {}
+            rows = self.recorded_metrics(protocol, split)
+            for r in rows.itertuples(index=False):
+                entry = out.setdefault((r.feature_set, r.classifier), {
+                    "n": int(r.n), "n_pos": int(r.n_pos), "threshold": float(r.threshold)})
+                entry[r.metric] = (float(r.value), float(r.lo), float(r.hi))
+            return out
+        return self.cached(("recorded", protocol, split), build)
+
+    # ------------------------------------------------------------------ figures (cached)
+    def figure(self, name: str, build: Callable[[], Any], *key: Any) -> Any:
+        """A HoloViews figure built once per ``(name, *key)`` from the run's tables."""
+        return self.cached(("figure", name, *key), build)
+
+    # ------------------------------------------------------------------ patients
+    def patient_probabilities(self, protocol: str, split: str,
+                              models: Sequence[tuple[str, str]]) -> pd.DataFrame:
+        """One row per evaluated patient: ``patient_id``, ``pCR`` and one probability column
+        per model (``"<feature set> / <classifier>"``)."""
+        def build() -> pd.DataFrame:
+            cols = {}
+            labels: dict[str, int] = {}
+            for fs, clf in models:
+                ev = self.model(protocol, split, fs, clf)
+                cols[ev.key.name] = pd.Series(ev.p, index=ev.patient_ids)
+                labels.update(zip(ev.patient_ids, ev.y.tolist(), strict=True))
+            frame = pd.DataFrame(cols).round(3)
+            frame.insert(0, "pCR", pd.Series(labels).reindex(frame.index).astype("Int64"))
+            return frame.rename_axis("patient_id").reset_index().astype({"patient_id": object})
+        return self.cached(("patients", protocol, split, tuple(models)), build)
+
+    def patients(self, protocol: str, split: str) -> list[str]:
+        """Patient ids evaluated under ``protocol`` / ``split`` (any model), sorted."""
+        rows = self._eval_rows(protocol, split)
+        return sorted(dict.fromkeys(rows["patient_id"]))
+
+    @property
+    def preprocessed(self) -> pd.DataFrame | None:
+        """``preprocessed.parquet`` (image paths per patient), ``None`` when absent."""
+        def build() -> pd.DataFrame | None:
+            path = self.run.run_dir / "preprocessed.parquet"
+            if not path.is_file():
+                return None
+            table = pd.read_parquet(path)
+            return table.assign(patient_id=table["patient_id"].astype(str))
+        return self.cached(("preprocessed",), build)
+
+    def images_missing(self, patient_id: str) -> str | None:
+        """Why a patient's images cannot be shown, ``None`` when they can."""
+        table = self.preprocessed
+        if table is None:
+            return ("preprocessed.parquet not found in the run directory (written by "
+                    "`workbench demo`; runs built from feature tables carry no images)")
+        row = table[table["patient_id"] == str(patient_id)]
+        if row.empty:
+            return "this patient has no row in preprocessed.parquet"
+        mask = row["mask"].iloc[0] if "mask" in row else None
+        if not mask or not Path(str(mask)).is_file():
+            return f"preprocessed mask not found ({mask}); was data/interim cleaned?"
+        return None
+
+    def patient_images(self, patient_id: str) -> PatientImages:
+        """The largest tumour slice of every phase of one patient, read once.
+
+        Raises
+        ------
+        workbench.report.data.RunDataError
+            No images for this patient (see :meth:`images_missing`).
+        """
+        def build() -> PatientImages:
+            import SimpleITK as sitk
+
+            from workbench.features.deep_input import axial_axis, select_slice
+            from workbench.imaging.io import read_image
+
+            if (why := self.images_missing(patient_id)) is not None:
+                raise RunDataError(why, step="dashboard", patient=patient_id)
+            row = self.preprocessed.set_index("patient_id").loc[str(patient_id)]
+            mask_img = read_image(row["mask"], patient=patient_id, what="tumour mask")
+            mask = sitk.GetArrayFromImage(mask_img) > 0
+            axis = axial_axis(mask_img.GetDirection())
+            choice = select_slice(mask, axis, patient=patient_id)
+            phases = {}
+            for col in [c for c in row.index if str(c).startswith("image_")]:
+                if isinstance(row[col], str) and Path(row[col]).is_file():
+                    img = read_image(row[col], patient=patient_id, what=col,
+                                     pixel_type=sitk.sitkFloat32)
+                    phases[col.removeprefix("image_")] = np.take(
+                        sitk.GetArrayFromImage(img), choice.index, axis=axis)
+            return PatientImages(str(patient_id), phases,
+                                 np.take(choice.roi, choice.index, axis=axis), axis,
+                                 choice.index, choice.area)
+        return self.cached(("images", str(patient_id)), build)
+
+    def crop_png(self, patient_id: str) -> Path | None:
+        """``features/crops/<patient>.png`` (the CNN input strip) when the run has it."""
+        crops = (self.run.run_dir / "features" / "crops").resolve()
+        path = (crops / f"{patient_id}.png").resolve()
+        return path if path.parent == crops and path.is_file() else None
+
+    # ------------------------------------------------------------------ provenance
+    def provenance(self) -> dict[str, str]:
+        """Config, seed, git commit, creation time, Python, deep weights and IBSI line."""
+        man = self.run.manifest
+        git = man.get("git") or {}
+        commit = (git.get("commit") or "not recorded") + (" (uncommitted changes)"
+                                                          if git.get("dirty") else "")
+        return {"Config": str((man.get("config") or {}).get("name", "?")),
+                "Seed": str(man.get("seed", "?")), "Git commit": commit,
+                "Created (UTC)": str(man.get("created_utc", "?")),
+                "Python / platform": f"{man.get('python')} / {man.get('platform')}",
+                "Deep weights": self.weights_label or "no deep features in this run",
+                "IBSI": self.run.ibsi_line}
+
+    def versions(self) -> pd.DataFrame:
+        """Package versions recorded in ``run_manifest.json``."""
+        packages = self.run.manifest.get("packages") or {}
+        return pd.DataFrame({"package": list(packages),
+                             "version": [str(v) for v in packages.values()]})
+
+    def input_hashes(self) -> pd.DataFrame:
+        """Input files and their sha256 (``missing`` when a file was absent)."""
+        inputs = self.run.manifest.get("inputs") or {}
+        return pd.DataFrame({"input": list(inputs),
+                             "sha256": [v or "missing" for v in inputs.values()]})
+
+
+@pn.cache
+def _load_store(run_dir: str) -> DataStore:
+    store = DataStore(run_dir)
+    seconds = time.perf_counter()
+    n = store.warm()
+    log.info("dashboard store of %s: %d models prepared in %.1f s", run_dir, n,
+             time.perf_counter() - seconds)
+    return store
+
+
+def load_store(run_dir: str | Path) -> DataStore:
+    """The :class:`DataStore` of ``run_dir``, built once per process (every model prepared,
+    :meth:`DataStore.warm`) and shared by every browser session (``pn.cache``)."""
+    return _load_store(str(Path(run_dir).resolve()))

@@ -1,0 +1,209 @@
+"""Performance tab: ROC overlay, metrics with CIs, AUC heatmap, live threshold metrics,
+confusion matrix and DeLong tests against the reference model."""
+
+from __future__ import annotations
+
+import holoviews as hv
+import pandas as pd
+import panel as pn
+import param
+
+from workbench.app.store import LIVE_METRICS
+from workbench.app.views._common import (
+    View,
+    deep_any,
+    e,
+    fmt,
+    fmt_ci,
+    html_table,
+    note_html,
+    safe_figure,
+    safe_html,
+)
+from workbench.app.views._toggle import ModelFigure
+
+__all__ = ["PerformanceView"]
+
+_MODEL_DEPS = ("state.protocol", "state.evaluation", "state.feature_sets", "state.classifiers")
+_RECORDED = {"accuracy": "Accuracy", "sensitivity": "Sensitivity",
+             "specificity": "Specificity", "precision": "PPV", "npv": "NPV", "f1": "F1"}
+
+
+class PerformanceView(View):
+    """Discrimination of the drawn models, and what the threshold does to them."""
+
+    @param.depends(*_MODEL_DEPS)
+    def header(self) -> str:
+        """Protocol line, leakage warning (paper), weights label (random deep weights)."""
+        return self.banner("Performance")
+
+    _roc: ModelFigure | None = None
+
+    def __init__(self, state, **params) -> None:
+        super().__init__(state, **params)
+        self._rocs: dict[tuple[str, str], ModelFigure] = {}
+        self._heatmaps: dict[tuple[str, str], object] = {}
+
+    def _roc_overlay(self, protocol: str, split: str) -> hv.Overlay:
+        """ROC curves of every model of ``protocol`` / ``split`` (cached in the store)."""
+        from workbench.plots import roc_label
+        from workbench.plots._common import PALETTE
+
+        curves = []
+        for i, (fs, clf) in enumerate(self.store.models(protocol, split)):
+            ev = self.store.model(protocol, split, fs, clf)
+            frame = pd.DataFrame({"fpr": ev.fpr, "tpr": ev.tpr})
+            curves.append(hv.Curve(frame, "fpr", "tpr", label=roc_label(fs, clf, *ev.auc[:3]))
+                          .opts(color=PALETTE[i % len(PALETTE)], line_width=2))
+        chance = hv.Curve(([0, 1], [0, 1]), "fpr", "tpr", label="chance").opts(
+            color="grey", line_dash="dashed", line_width=1)
+        return hv.Overlay([*curves, chance]).opts(
+            hv.opts.Curve(tools=["hover"]),
+            hv.opts.Overlay(title=self._roc_title(), xlabel="1 − specificity",
+                            ylabel="sensitivity", legend_position="bottom_right", width=620,
+                            height=520, xlim=(-0.01, 1.01), ylim=(-0.01, 1.01)))
+
+    def _roc_title(self) -> str:
+        from workbench.plots import figure_title
+
+        s = self.state
+        models = s.models
+        ev = self.store.model(s.protocol, s.evaluation, *models[0]) if models else None
+        counts = f" (n={ev.n}, pCR={ev.n_pos})" if ev is not None else " — no model drawn"
+        return figure_title(f"ROC — {s.protocol} protocol, {s.evaluation} split{counts}",
+                            paper=s.is_paper, weights_label=self.weights,
+                            deep=deep_any(fs for fs, _ in models))
+
+    @param.depends("state.protocol", "state.evaluation")
+    @safe_figure
+    def roc(self):
+        """ROC curves of the drawn models; legend: AUC with its DeLong 95 % CI.
+
+        Returns a Bokeh figure holding every model of the protocol and evaluation (rendered
+        once per session and choice); choosing feature sets or classifiers only toggles which
+        curves and legend entries show (:meth:`_sync_roc`).
+        """
+        s = self.state
+        key = (s.protocol, s.evaluation)
+        if key not in self._rocs:  # this session's figure for this protocol and evaluation
+            overlay = self.store.figure("roc", lambda: self._roc_overlay(*key), *key)
+            names = [f"{fs} / {clf}" for fs, clf in self.store.models(*key)]
+            self._rocs[key] = ModelFigure(overlay, names)
+        self._roc = self._rocs[key]
+        self._sync_roc()
+        return self._roc.pane
+
+    @param.depends("state.feature_sets", "state.classifiers", watch=True)
+    def _sync_roc(self) -> None:
+        if self._roc is not None:
+            self._roc.show(self.state.model_names, title=self._roc_title())
+
+    def roc_legend(self) -> list[str]:
+        """Legend labels of the ROC as currently shown (``roc()`` first)."""
+        if self._roc is None:
+            self.roc()
+        return self._roc.legend_labels()
+
+    @param.depends(*_MODEL_DEPS)
+    @safe_html
+    def metrics_table(self) -> str:
+        """Recorded metrics (``models/metrics.parquet``) of the drawn models with CIs."""
+        s = self.state
+        recorded = self.store.recorded(s.protocol, s.evaluation)
+        nan = (float("nan"),) * 3
+        out = []
+        for fs, clf in s.models:
+            m = recorded.get((fs, clf))
+            if m is None:
+                continue
+            row = {"Model": f"{fs} / {clf}", "Protocol": s.protocol,
+                   "n (pCR)": f"{m['n']} ({m['n_pos']})", "Threshold": fmt(m["threshold"]),
+                   "AUC (DeLong 95% CI)": fmt_ci(*m.get("auc", nan))}
+            row.update({label: fmt_ci(*m.get(name, nan)) for name, label in _RECORDED.items()})
+            row["Brier"] = fmt(m.get("brier", nan)[0], 3)
+            out.append(row)
+        if not out:
+            return note_html("No model drawn: choose at least one feature set and classifier.")
+        caption = (f"{s.protocol} protocol, {s.evaluation} split — as recorded by the run, at "
+                   "its threshold; AUC: DeLong CI, others: percentile bootstrap CI")
+        return html_table(pd.DataFrame(out), caption=caption)
+
+    @param.depends("state.protocol", "state.evaluation")
+    @safe_figure
+    def heatmap(self):
+        """AUC of every classifier × feature set of the run (not only the drawn ones), as a
+        Bokeh pane rendered once per session, protocol and evaluation."""
+        from workbench.plots import auc_heatmap
+
+        s = self.state
+        key = (s.protocol, s.evaluation)
+        if key not in self._heatmaps:  # rendered once per session and choice
+            figure = self.store.figure("auc_heatmap", lambda: auc_heatmap(
+                self.store.run.metrics, protocol=s.protocol, split=s.evaluation,
+                weights_label=self.weights), *key)
+            self._heatmaps[key] = pn.pane.Bokeh(hv.render(figure, backend="bokeh"))
+        return self._heatmaps[key]
+
+    @param.depends(*_MODEL_DEPS, "state.threshold", "state.reference")
+    @safe_html
+    def live_metrics(self) -> str:
+        """Sensitivity, specificity, PPV, NPV (bootstrap CIs) of every drawn model at the
+        threshold, and the DeLong test of its AUC against the reference model."""
+        s = self.state
+        if not s.models:
+            return note_html("No model drawn.")
+        ref = s.reference_model
+        out = []
+        for fs, clf in s.models:
+            ev = self.store.model(s.protocol, s.evaluation, fs, clf)
+            at = ev.at(s.threshold)
+            row = {"Model": ev.key.name, "AUC (DeLong CI)": fmt_ci(*ev.auc[:3])}
+            row.update({label: fmt_ci(at[k], at[f"{k}_lo"], at[f"{k}_hi"])
+                        for k, label in list(LIVE_METRICS.items())[:4]})
+            row["TP/FP/TN/FN"] = f"{at['tp']}/{at['fp']}/{at['tn']}/{at['fn']}"
+            row["DeLong p vs reference"] = _delong_cell(self.store, s, (fs, clf), ref)
+            out.append(row)
+        caption = (f"{s.protocol} protocol, {s.evaluation} split — at threshold "
+                   f"{s.threshold:.2f} (p ≥ threshold predicts pCR); reference: {s.reference}")
+        return html_table(pd.DataFrame(out), caption=caption)
+
+    @param.depends(*_MODEL_DEPS, "state.threshold", "state.reference")
+    @safe_html
+    def confusion(self) -> str:
+        """Confusion matrix of the reference model at the threshold, with its headline
+        sensitivity / specificity / PPV / NPV."""
+        s = self.state
+        ref = s.reference_model
+        if ref is None:
+            return note_html("No reference model: choose at least one model.")
+        ev = self.store.model(s.protocol, s.evaluation, *ref)
+        at = ev.at(s.threshold)
+        cells = {k: at[k] for k in ("tp", "fp", "tn", "fn")}
+        table = (
+            '<table class="wb-table wb-cm"><tr><th></th><th>predicted pCR</th>'
+            '<th>predicted non-pCR</th></tr>'
+            f'<tr><th>actual pCR</th><td data-cell="tp">{cells["tp"]} TP</td>'
+            f'<td data-cell="fn">{cells["fn"]} FN</td></tr>'
+            f'<tr><th>actual non-pCR</th><td data-cell="fp">{cells["fp"]} FP</td>'
+            f'<td data-cell="tn">{cells["tn"]} TN</td></tr></table>')
+        numbers = " · ".join(
+            f'{e(label)} <span class="wb-metric" data-metric="{e(k)}">{fmt(at[k])}</span>'
+            for k, label in list(LIVE_METRICS.items())[:4])
+        return (f'<div class="wb-protocol">Confusion matrix — {e(ev.key.name)}, '
+                f"{e(s.protocol)} protocol, {e(s.evaluation)} split, threshold "
+                f'<span data-metric="threshold">{s.threshold:.2f}</span> (n={ev.n}, '
+                f"pCR={ev.n_pos})</div>{table}"
+                f'<div class="wb-big">{numbers}</div>')
+
+
+def _delong_cell(store, state, model: tuple[str, str], ref: tuple[str, str] | None) -> str:
+    if ref is None:
+        return "n/a"
+    if tuple(model) == tuple(ref):
+        return "reference"
+    test = store.delong(state.protocol, state.evaluation, model, ref)
+    if test is None:
+        return "n/a (too few shared patients)"
+    diff = test.auc1 - test.auc2
+    p = "< 0.001" if test.p_value < 0.001 else f"{test.p_value:.3f}"
+    return f"ΔAUC {diff:+.2f}, p = {p}"

@@ -1,0 +1,253 @@
+"""Dashboard logic at the param level: set state parameters, read the views (no browser)."""
+
+from __future__ import annotations
+
+import collections
+import html
+import re
+import shutil
+from pathlib import Path
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+import param
+import pytest
+
+from workbench.app import views as V
+from workbench.app.state import DashboardState
+from workbench.app.store import DataStore
+from workbench.evaluation.metrics import threshold_metrics
+from workbench.models.protocols import LEAKAGE_WARNING
+from workbench.plots import PAPER_TITLE_WARNING, roc_label
+from workbench.report.data import RunData
+
+VIEW_METHODS = {
+    V.PerformanceView: ("header", "roc", "metrics_table", "heatmap", "live_metrics",
+                        "confusion"),
+    V.UtilityView: ("header", "decision_curves", "calibration", "brier_table"),
+    V.SignaturesView: ("header", "boxplots", "lasso", "univariate", "funnel"),
+    V.ExplainView: ("header", "beeswarm", "importance", "patient_contributions"),
+    V.PatientsView: ("header", "probabilities", "caption", "images", "crop"),
+    V.CohortView: ("table1", "problems"),
+    V.AuditView: ("header", "audit_table", "audit_histogram", "provenance", "versions"),
+}
+
+
+def all_outputs(state: DashboardState) -> dict[str, object]:
+    """Every view's output for the current state."""
+    return {f"{cls.__name__}.{name}": getattr(view, name)()
+            for cls, names in VIEW_METHODS.items() for view in [cls(state)] for name in names}
+
+
+def texts(obj) -> list[str]:
+    """The HTML/text an output puts on the page (strings, HTML panes, nested layouts)."""
+    if isinstance(obj, str):
+        return [obj]
+    if isinstance(obj, pn.pane.HTML):
+        return [str(obj.object)]
+    if isinstance(obj, pn.layout.ListLike):
+        return [t for o in obj.objects for t in texts(o)]
+    return []
+
+
+def sensitivity(confusion_html: str) -> float:
+    value = re.search(r'data-metric="sensitivity">([^<]+)<', confusion_html).group(1)
+    return float(value)
+
+
+def test_state_has_no_path_parameter_and_sane_defaults(state, store):
+    path_like = (param.Path, param.String, param.Filename, param.Foldername)
+    assert not [n for n, p in state.param.objects().items()
+                if n != "name" and isinstance(p, path_like)]
+    assert state.protocol == "honest" and state.evaluation == "test"
+    assert state.classifiers == ["lr"] and state.feature_sets == store.feature_sets
+    assert state.reference == "clinical / lr" and state.patient in store.patients("honest", "test")
+    state.classifiers = ["rf"]
+    assert state.reference == "clinical / rf"  # follows the drawn models
+    with pytest.raises(ValueError):
+        state.threshold = 1.5
+
+
+def test_every_view_draws_for_every_protocol_and_evaluation(store):
+    for protocol in store.protocols:
+        for evaluation in store.splits:
+            state = DashboardState(store, protocol=protocol, evaluation=evaluation,
+                                   classifiers=["lr", "rf"])
+            for name, out in all_outputs(state).items():
+                for text in texts(out):
+                    assert "could not" not in text, (protocol, evaluation, name, text[:300])
+                if isinstance(out, hv.core.Dimensioned):
+                    hv.render(out, backend="bokeh")
+
+
+def test_store_reads_each_file_once_and_threshold_moves_compute_nothing(run_dir, monkeypatch):
+    reads: collections.Counter[str] = collections.Counter()
+    original = RunData._read
+
+    def counting(path):
+        reads[Path(path).relative_to(run_dir).as_posix()] += 1
+        return original(path)
+
+    monkeypatch.setattr(RunData, "_read", staticmethod(counting))
+    store = DataStore(run_dir)
+    for protocol in store.protocols:
+        for evaluation in store.splits:
+            all_outputs(DashboardState(store, protocol=protocol, evaluation=evaluation,
+                                       classifiers=store.classifiers))
+    assert {"models/predictions.parquet", "models/metrics.parquet", "models/shap.parquet",
+            "run_manifest.json"} <= set(reads)
+    assert max(reads.values()) == 1, reads
+
+    state = DashboardState(store)
+    perf, util = V.PerformanceView(state), V.UtilityView(state)
+    perf.confusion(), util.decision_curves()
+    cached = dict(store._memo)
+    for t in (0.1, 0.35, 0.8):
+        state.threshold = t
+        perf.confusion(), perf.live_metrics()
+    assert store._memo == cached  # the threshold only recounts: no new model, no new figure
+    assert store.model("honest", "test", "clinical", "lr") is cached[
+        ("model", "honest", "test", "clinical", "lr")]
+
+
+def test_changing_the_classifier_changes_the_roc_legend_auc(state, store):
+    view = V.PerformanceView(state)
+    fig = view.roc().object
+    before = view.roc_legend()
+    assert len(before) == 4 and before[-1] == "chance"
+    assert all(": AUC " in label and "/ lr:" in label for label in before[:-1])
+    state.classifiers = ["rf"]
+    after = view.roc_legend()
+    assert view._roc.fig is fig  # toggled in place, not redrawn
+    assert after != before and all("/ rf:" in label for label in after[:-1])
+    aucs = store.recorded_metrics("honest", "test").query("metric == 'auc'")
+    for _, m in aucs[aucs["classifier"] == "rf"].iterrows():
+        assert roc_label(m["feature_set"], "rf", m["value"], m["lo"], m["hi"]) in after
+    hidden = [r for r in fig.renderers if getattr(r, "visible", True) is False]
+    assert len(hidden) == 3  # the lr curves
+
+
+def test_threshold_changes_sensitivity_and_moves_the_decision_marker(state, store):
+    perf, util = V.PerformanceView(state), V.UtilityView(state)
+    fig = util.decision_curves().object
+    ev = store.model("honest", "test", *state.reference_model)
+    values = {}
+    for t in (0.05, 0.5, 0.95):
+        state.threshold = t
+        values[t] = sensitivity(perf.confusion())
+        assert values[t] == pytest.approx(
+            round(threshold_metrics(ev.y, ev.p, t)["sensitivity"], 2))
+        assert f"threshold {t:.2f}" in perf.live_metrics()
+        assert util._curves.fig is fig and util._curves.marker.location == t
+    assert values[0.05] > values[0.95]
+
+
+def test_live_metrics_carry_bootstrap_cis_and_delong_against_the_reference(state, store):
+    state.classifiers = ["lr", "rf"]
+    state.reference = "radiomics / lr"
+    text = V.PerformanceView(state).live_metrics()
+    assert text.count("reference</td>") == 1
+    test = store.delong("honest", "test", ("clinical", "lr"), ("radiomics", "lr"))
+    assert f"{test.p_value:.3f}" in text
+    at = store.model("honest", "test", "clinical", "lr").at(state.threshold)
+    assert at["sensitivity_lo"] <= at["sensitivity"] <= at["sensitivity_hi"]
+
+
+def test_paper_protocol_views_carry_the_leakage_warning(state):
+    views = [cls(state) for cls in (V.PerformanceView, V.UtilityView, V.SignaturesView,
+                                    V.ExplainView, V.PatientsView, V.AuditView)]
+    warning = html.escape(LEAKAGE_WARNING)
+    assert not any(warning in v.header() for v in views[:-1])
+    state.protocol = "paper"
+    assert all(warning in v.header() for v in views)
+    perf = views[0]
+    assert PAPER_TITLE_WARNING in perf.roc().object.title.text
+    assert "paper protocol" in perf.metrics_table() and "paper protocol" in perf.live_metrics()
+    assert PAPER_TITLE_WARNING in hv.render(views[2].funnel()).title.text
+
+
+def test_deep_views_carry_the_random_weights_label(state, run_facts):
+    label = html.escape(run_facts["weights_label"])
+    perf = V.PerformanceView(state)
+    assert label in perf.header() and run_facts["weights_label"] in perf.roc().object.title.text
+    state.feature_sets = ["clinical"]
+    assert label not in perf.header()
+    assert run_facts["weights_label"] not in perf._roc.fig.title.text
+    assert label in V.AuditView(state).provenance()
+
+
+def test_patient_ids_are_escaped_in_every_view(state, run_facts):
+    bad = run_facts["malicious_id"]
+    assert bad in state.param.patient.objects  # a test patient, with SHAP values
+    state.patient = bad
+    outputs = all_outputs(state)
+    page = "".join(t for out in outputs.values() for t in texts(out))
+    assert bad not in page
+    assert html.escape(bad) in outputs["PatientsView.caption"]
+    assert html.escape(bad) in outputs["CohortView.problems"]
+    assert "mask &lt;b&gt;touches&lt;/b&gt; the border" in outputs["CohortView.problems"]
+    contributions = outputs["ExplainView.patient_contributions"]
+    assert f"patient {html.escape(bad)}" in contributions and contributions.count("<tr>") > 3
+    from workbench.app.layout import tabs
+
+    table = next(o for o in tabs(state).select(pn.widgets.Tabulator))
+    assert table.formatters["patient_id"] == {"type": "plaintext"}  # Tabulator escapes it
+    assert bad in set(table.value["patient_id"])
+
+
+def test_lasso_cv_curve_shown_when_recorded_and_noted_when_not(run_dir, tmp_path, state):
+    items = V.SignaturesView(state).lasso().objects
+    assert any(isinstance(i, pn.pane.HoloViews) for i in items)
+    assert not any("not in this run" in t for i in items for t in texts(i))
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    (run / "models" / "lasso_cv.parquet").unlink(missing_ok=True)
+    other = DashboardState(DataStore(run))
+    notes = [t for i in V.SignaturesView(other).lasso().objects for t in texts(i)]
+    assert any("LASSO cross-validation curve: not in this run" in t for t in notes)
+
+
+def test_patients_tab_shows_slices_contours_and_crop_when_the_run_has_images(run_dir, tmp_path):
+    from PIL import Image
+
+    from fixtures.images import write_tiny_patient
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    store = DataStore(run)
+    with_images, without = [p for p in store.patients("honest", "test") if p.startswith("P")][:2]
+    paths = write_tiny_patient(tmp_path / "images", with_images)
+    pd.DataFrame([{"patient_id": with_images, **paths}]).to_parquet(run / "preprocessed.parquet")
+    (run / "features" / "crops").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 24, 3), np.uint8)).save(
+        run / "features" / "crops" / f"{with_images}.png")
+
+    state = DashboardState(store, patient=with_images)
+    view = V.PatientsView(state)
+    layout = view.images()
+    assert isinstance(layout, hv.Layout) and len(layout) == 3
+    assert all(any(isinstance(el, hv.Contours) for el in panel) for panel in layout)
+    assert layout[0].Image.I.data.shape == (20, 24)  # one axial slice of the 24x20x8 volume
+    hv.render(layout, backend="bokeh")
+    assert isinstance(view.crop().objects[1], pn.pane.PNG)
+    assert store.preprocessed is store.preprocessed  # read once
+    state.patient = without
+    assert "no row in preprocessed.parquet" in texts(view.images())[0]
+    assert "CNN crop: not in this run" in texts(view.crop())[0]
+    bare = DashboardState(DataStore(run_dir))
+    assert "preprocessed.parquet not found" in texts(V.PatientsView(bare).images())[0]
+
+
+def test_dashboard_builds_for_notebooks_and_serving(store):
+    from bokeh.document import Document
+
+    from workbench.app.layout import TAB_NAMES, dashboard
+
+    inline = dashboard(store)
+    assert isinstance(inline, pn.Row)
+    inline.get_root(Document())  # renders the sidebar and the first tab
+    tabs = inline.objects[1]
+    assert tuple(tabs._names) == TAB_NAMES and tabs.dynamic
+    assert isinstance(dashboard(store, template=True), pn.template.BootstrapTemplate)
