@@ -223,6 +223,11 @@ def test_null_audit_rows_and_summary():
     assert row["mean"] == pytest.approx(paper_cv.mean())
     assert row["sd"] == pytest.approx(paper_cv.std())
     print("\n", summary.round(3))
+    parallel = null_audit(X, pd.DataFrame(), y, selector=selector_factory(CFG),
+                          make_clf=classifier_factory, permutations=3,
+                          settings=ProtocolSettings(cv_folds=3, jobs=2), seed=1,
+                          progress=False)
+    pd.testing.assert_frame_equal(parallel, audit)  # the same draws, whatever the workers
 
 
 def test_saved_models_store_wide_blocks_compactly(tmp_path):

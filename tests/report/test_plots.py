@@ -109,7 +109,10 @@ def test_selection_funnel_narrows_per_block(run, weights):
     assert wide.loc["radiomics", "variance"] == 24  # the constant is dropped
     for _, row in wide.iterrows():
         assert row["extracted"] >= row["variance"] >= row["univariate"] >= row["lasso"] >= 1
-    render(plots.selection_funnel(run.selection, weights_label=weights))
+    fig = render(plots.selection_funnel(run.selection, weights_label=weights))
+    first = fig.x_range.factors[0][0]
+    assert [str(step) for block, step in fig.x_range.factors if block == first] == list(
+        plots.FUNNEL_STEPS)  # pipeline order, not alphabetical
 
 
 def test_lasso_and_univariate_plots(run, weights):

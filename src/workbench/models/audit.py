@@ -27,37 +27,60 @@ def null_audit(features: pd.DataFrame, clinical: pd.DataFrame, y: pd.Series, *,
                progress: bool = True) -> pd.DataFrame:
     """Run ``protocols`` on ``permutations`` label permutations.
 
+    The permutations are drawn up front from ``seed`` and run in parallel
+    (``settings.jobs`` workers, each running its protocols' folds in turn), so the result
+    does not depend on the number of workers.
+
     Returns
     -------
     pandas.DataFrame
         permutation, protocol, feature_set, classifier, split (cv | test), auc, n — one row
         per permutation × protocol × split.
     """
-    from sklearn.metrics import roc_auc_score
+    from dataclasses import replace
+
+    from joblib import Parallel, delayed
     from tqdm.auto import tqdm
 
     rng = np.random.default_rng(seed)
-    rows = []
+    perms = [pd.Series(rng.permutation(y.to_numpy()), index=y.index)
+             for _ in range(permutations)]
+    s = settings or ProtocolSettings()
+    jobs, inner = s.jobs, replace(s, jobs=1)  # permutations in parallel, folds in turn
     start = time.perf_counter()
-    bar = tqdm(total=permutations * len(protocols), desc="null audit", unit="run",
-               disable=not progress)
-    for k in range(permutations):
-        y_perm = pd.Series(rng.permutation(y.to_numpy()), index=y.index)
-        for protocol in protocols:
-            res = run_protocol(protocol, features, clinical, y_perm, feature_sets=[feature_set],
-                               classifiers=[classifier], selector=selector, make_clf=make_clf,
-                               settings=settings)
-            for split, part in res.predictions.groupby("split"):
-                part = part[part["repeat"] <= 0]
-                rows.append({"permutation": k, "protocol": protocol, "feature_set": feature_set,
-                             "classifier": classifier, "split": split,
-                             "auc": float(roc_auc_score(part["label"], part["probability"])),
-                             "n": len(part)})
-            bar.update(1)
-    bar.close()
+
+    def one(k: int, y_perm: pd.Series) -> list[dict]:
+        return _one_permutation(k, y_perm, features, clinical, selector=selector,
+                                make_clf=make_clf, feature_set=feature_set,
+                                classifier=classifier, protocols=protocols, settings=inner)
+
+    rows = []
+    runs = Parallel(n_jobs=jobs, return_as="generator")(
+        delayed(one)(k, y_perm) for k, y_perm in enumerate(perms))
+    for part in tqdm(runs, total=permutations, desc="null audit", unit="permutation",
+                     disable=not progress):
+        rows += part
     out = pd.DataFrame(rows)
     out.attrs["seconds"] = time.perf_counter() - start
     return out
+
+
+def _one_permutation(k, y_perm, features, clinical, *, selector, make_clf, feature_set,
+                     classifier, protocols, settings) -> list[dict]:
+    from sklearn.metrics import roc_auc_score
+
+    rows = []
+    for protocol in protocols:
+        res = run_protocol(protocol, features, clinical, y_perm, feature_sets=[feature_set],
+                           classifiers=[classifier], selector=selector, make_clf=make_clf,
+                           settings=settings)
+        for split, part in res.predictions.groupby("split"):
+            part = part[part["repeat"] <= 0]
+            rows.append({"permutation": k, "protocol": protocol, "feature_set": feature_set,
+                         "classifier": classifier, "split": split,
+                         "auc": float(roc_auc_score(part["label"], part["probability"])),
+                         "n": len(part)})
+    return rows
 
 
 def summarise(audit: pd.DataFrame) -> pd.DataFrame:

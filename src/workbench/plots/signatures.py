@@ -67,7 +67,8 @@ def selection_funnel(selection: pd.DataFrame, *, protocol: str = "honest", repea
     title = figure_title(f"Features through selection — {protocol} protocol, {where}",
                          paper=protocol == "paper", weights_label=weights_label,
                          deep=uses_deep(counts["block"].unique()))
-    return hv.Bars(plain(counts), ["block", "step"], "features").opts(
+    step = hv.Dimension("step", values=list(FUNNEL_STEPS))  # pipeline order, not A-Z
+    return hv.Bars(plain(counts), ["block", step], "features").opts(
         title=title, tools=["hover"], logy=False, width=160 + 140 * counts["block"].nunique(),
         height=420, xrotation=30, color="step", cmap=list(PALETTE[:len(FUNNEL_STEPS)]),
         show_legend=False, ylabel="number of features")
