@@ -130,8 +130,10 @@ def pyradiomics_params(setting: str) -> dict[str, Any]:
 def extract_phantom(phantom_dir: str | Path, setting: str) -> dict[str, Any]:
     """Raw PyRadiomics result for ``phantom_dir/{image,mask}.nii.gz`` under ``setting``."""
     import SimpleITK as sitk
-    from radiomics import featureextractor
+    from radiomics import featureextractor, setVerbosity
 
+    setVerbosity(logging.ERROR)  # PyRadiomics' own stderr handler would log every class
+    logging.getLogger("radiomics").setLevel(logging.WARNING)
     image, mask = _phantom_paths(phantom_dir)
     try:
         img, msk = sitk.ReadImage(str(image)), sitk.ReadImage(str(mask))
