@@ -200,7 +200,7 @@ def test_linear_model_accepts_continuous_target():
 def test_column_auc_matches_sklearn_with_ties():
     from sklearn.metrics import roc_auc_score
 
-    from workbench.selection._lasso import column_auc
+    from workbench.selection._lasso_path import column_auc
 
     rng = np.random.default_rng(3)
     y = rng.integers(0, 2, 40)
@@ -221,7 +221,7 @@ def _correlated_problem(seed=0, n=120, p=40):
 
 def test_polished_path_equals_plain_coordinate_descent(monkeypatch):
     """The exact active-set solve gives the coordinate-descent answer, faster."""
-    import workbench.selection._lasso as lasso_module
+    import workbench.selection._lasso_path as lasso_module
 
     X, y = _correlated_problem()
     grid = alpha_grid(30, 1e-4, 1.0)
@@ -255,7 +255,7 @@ def test_polished_path_equals_plain_coordinate_descent(monkeypatch):
 
 
 def test_polish_verifies_and_corrects_the_support_guess():
-    from workbench.selection._lasso import _coordinate_descent, _polish
+    from workbench.selection._lasso_path import _coordinate_descent, _polish
 
     X, y = _correlated_problem(seed=1)
     z = y - y.mean()

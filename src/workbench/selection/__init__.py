@@ -6,7 +6,8 @@ cross-validation cannot leak. :func:`selection_trace` turns a fitted pipeline in
 table for the run directory.
 """
 
-from workbench.selection._lasso import LassoSelector, alpha_grid, logistic_lasso_path
+from workbench.selection._lasso import LassoSelector
+from workbench.selection._lasso_path import alpha_grid, logistic_lasso_path
 from workbench.selection._signature import (
     Signature,
     lasso_cv_trace,
