@@ -125,8 +125,25 @@ def test_changing_the_classifier_changes_the_roc_legend_auc(state, store):
     aucs = store.recorded_metrics("honest", "test").query("metric == 'auc'")
     for _, m in aucs[aucs["classifier"] == "rf"].iterrows():
         assert roc_label(m["feature_set"], "rf", m["value"], m["lo"], m["hi"]) in after
-    hidden = [r for r in fig.renderers if getattr(r, "visible", True) is False]
+    hidden = [r for r in view._roc.shown_renderers() if r.visible is False]
     assert len(hidden) == 3  # the lr curves
+
+
+def test_switching_protocol_and_evaluation_changes_figures_in_place(state, store):
+    perf, util = V.PerformanceView(state), V.UtilityView(state)
+    roc, heat, dca = perf.roc().object, perf.heatmap().object, util.decision_curves().object
+    for protocol, evaluation in [("paper", "test"), ("paper", "cv"), ("honest", "test")]:
+        state.param.update(protocol=protocol, evaluation=evaluation)
+        assert perf._roc.fig is roc and perf._heatmap.fig is heat and util._curves.fig is dca
+        legend = perf.roc_legend()
+        aucs = store.recorded_metrics(protocol, evaluation).query(
+            "metric == 'auc' and classifier == 'lr'")
+        assert len(legend) == len(aucs) + 1 and legend[-1] == "chance"
+        for _, m in aucs.iterrows():
+            assert roc_label(m["feature_set"], "lr", m["value"], m["lo"], m["hi"]) in legend
+        for fig in (roc, heat, dca):
+            assert f"{protocol} protocol" in fig.title.text
+            assert (PAPER_TITLE_WARNING in fig.title.text) == (protocol == "paper")
 
 
 def test_threshold_changes_sensitivity_and_moves_the_decision_marker(state, store):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import holoviews as hv
 import pandas as pd
-import panel as pn
 import param
 
 from workbench.app.store import LIVE_METRICS
@@ -20,7 +19,7 @@ from workbench.app.views._common import (
     safe_figure,
     safe_html,
 )
-from workbench.app.views._toggle import ModelFigure
+from workbench.app.views._toggle import ModelFigure, SwapFigure
 
 __all__ = ["PerformanceView"]
 
@@ -38,11 +37,13 @@ class PerformanceView(View):
         return self.banner("Performance")
 
     _roc: ModelFigure | None = None
+    _heatmap: SwapFigure | None = None
 
-    def __init__(self, state, **params) -> None:
-        super().__init__(state, **params)
-        self._rocs: dict[tuple[str, str], ModelFigure] = {}
-        self._heatmaps: dict[tuple[str, str], object] = {}
+    @property
+    def _keys(self) -> list[tuple[str, str]]:
+        """Every (protocol, evaluation) of the run with predictions."""
+        return [(p, s) for p in self.store.protocols for s in self.store.splits
+                if self.store.models(p, s)]
 
     def _roc_overlay(self, protocol: str, split: str) -> hv.Overlay:
         """ROC curves of every model of ``protocol`` / ``split`` (cached in the store)."""
@@ -74,29 +75,31 @@ class PerformanceView(View):
                             paper=s.is_paper, weights_label=self.weights,
                             deep=deep_any(fs for fs, _ in models))
 
-    @param.depends("state.protocol", "state.evaluation")
+    @param.depends("state")
     @safe_figure
     def roc(self):
         """ROC curves of the drawn models; legend: AUC with its DeLong 95 % CI.
 
-        Returns a Bokeh figure holding every model of the protocol and evaluation (rendered
-        once per session and choice); choosing feature sets or classifiers only toggles which
-        curves and legend entries show (:meth:`_sync_roc`).
+        Returns a Bokeh figure holding every model of every protocol and evaluation
+        (rendered once per session); choosing the protocol, the evaluation, feature sets or
+        classifiers only toggles which curves and legend entries show (:meth:`_sync_roc`).
         """
-        s = self.state
-        key = (s.protocol, s.evaluation)
-        if key not in self._rocs:  # this session's figure for this protocol and evaluation
-            overlay = self.store.figure("roc", lambda: self._roc_overlay(*key), *key)
-            names = [f"{fs} / {clf}" for fs, clf in self.store.models(*key)]
-            self._rocs[key] = ModelFigure(overlay, names)
-        self._roc = self._rocs[key]
+        if self._roc is None:  # this session's figure
+            parts = {}
+            for key in self._keys:
+                overlay = self.store.figure("roc", lambda k=key: self._roc_overlay(*k), *key)
+                parts[key] = (overlay, [f"{fs} / {clf}" for fs, clf in self.store.models(*key)])
+            self._roc = ModelFigure.keyed(parts)
         self._sync_roc()
         return self._roc.pane
 
-    @param.depends("state.feature_sets", "state.classifiers", watch=True)
+    @param.depends(*_MODEL_DEPS, watch=True)
     def _sync_roc(self) -> None:
         if self._roc is not None:
-            self._roc.show(self.state.model_names, title=self._roc_title())
+            s = self.state
+            key = (s.protocol, s.evaluation)
+            self._roc.show(s.model_names, key=key if key in self._roc.keys else None,
+                           title=self._roc_title())
 
     def roc_legend(self) -> list[str]:
         """Legend labels of the ROC as currently shown (``roc()`` first)."""
@@ -128,21 +131,27 @@ class PerformanceView(View):
                    "its threshold; AUC: DeLong CI, others: percentile bootstrap CI")
         return html_table(pd.DataFrame(out), caption=caption)
 
-    @param.depends("state.protocol", "state.evaluation")
+    @param.depends("state")
     @safe_figure
     def heatmap(self):
         """AUC of every classifier × feature set of the run (not only the drawn ones), as a
-        Bokeh pane rendered once per session, protocol and evaluation."""
+        Bokeh pane rendered once per session; the protocol and evaluation swap its data in
+        place (:meth:`_sync_heatmap`)."""
         from workbench.plots import auc_heatmap
 
-        s = self.state
-        key = (s.protocol, s.evaluation)
-        if key not in self._heatmaps:  # rendered once per session and choice
-            figure = self.store.figure("auc_heatmap", lambda: auc_heatmap(
-                self.store.run.metrics, protocol=s.protocol, split=s.evaluation,
-                weights_label=self.weights), *key)
-            self._heatmaps[key] = pn.pane.Bokeh(hv.render(figure, backend="bokeh"))
-        return self._heatmaps[key]
+        if self._heatmap is None:  # rendered once per session
+            def build(key: tuple[str, str]):
+                return self.store.figure("auc_heatmap", lambda: auc_heatmap(
+                    self.store.run.metrics, protocol=key[0], split=key[1],
+                    weights_label=self.weights), *key)
+            self._heatmap = SwapFigure(build, self._keys)
+        self._sync_heatmap()
+        return self._heatmap.pane
+
+    @param.depends("state.protocol", "state.evaluation", watch=True)
+    def _sync_heatmap(self) -> None:
+        if self._heatmap is not None:
+            self._heatmap.show((self.state.protocol, self.state.evaluation))
 
     @param.depends(*_MODEL_DEPS, "state.threshold", "state.reference")
     @safe_html

@@ -24,40 +24,45 @@ class UtilityView(View):
 
     _curves: ModelFigure | None = None
 
-    def __init__(self, state, **params) -> None:
-        super().__init__(state, **params)
-        self._all_curves: dict[tuple[str, str], ModelFigure] = {}
-
-    @param.depends("state.protocol", "state.evaluation")
+    @param.depends("state")
     @safe_figure
     def decision_curves(self):
         """Decision curves with the threshold marker.
 
-        A Bokeh figure of every model of the protocol and evaluation (the curves are
-        computed once, in the store); choosing models toggles curves in place and moving the
-        threshold moves the marker — neither redraws the figure.
+        A Bokeh figure of every model of every protocol and evaluation (the curves are
+        computed once, in the store); choosing the protocol, the evaluation or models toggles
+        curves in place and moving the threshold moves the marker — neither redraws the
+        figure.
         """
         from workbench.plots import decision_curves
 
-        s = self.state
-        key = (s.protocol, s.evaluation)
-        if key not in self._all_curves:  # this session's figure for this choice
-            models = self.store.models(*key)
-            overlay = self.store.figure(
-                "decision_curves", lambda: decision_curves(
-                    self.store.run.predictions, protocol=s.protocol, split=s.evaluation,
-                    models=models, threshold=None, weights_label=self.weights), *key)
-            self._all_curves[key] = ModelFigure(overlay,
-                                                [f"{fs} / {clf}" for fs, clf in models])
-        self._curves = self._all_curves[key]
+        if self._curves is None:  # this session's figure
+            store, parts = self.store, {}
+            for key in [(p, s) for p in store.protocols for s in store.splits]:
+                if not (models := store.models(*key)):
+                    continue
+
+                def part(k=key, m=models):
+                    overlay = store.figure("decision_curves", lambda: decision_curves(
+                        store.run.predictions, protocol=k[0], split=k[1], models=m,
+                        threshold=None, weights_label=self.weights), *k)
+                    return overlay, [f"{fs} / {clf}" for fs, clf in m]
+                parts[key] = part
+            current = (self.state.protocol, self.state.evaluation)
+            if current in parts:  # rendered first; the others once the tab has shown
+                parts = {current: parts.pop(current), **parts}
+            self._curves = ModelFigure.keyed(parts)
+            _after_render(self._curves.build_pending)
         self._sync_models()
         self._sync_threshold()
         return self._curves.pane
 
-    @param.depends("state.feature_sets", "state.classifiers", watch=True)
+    @param.depends(*_MODEL_DEPS, watch=True)
     def _sync_models(self) -> None:
         if self._curves is not None:
-            self._curves.show(self.state.model_names)
+            key = (self.state.protocol, self.state.evaluation)
+            self._curves.show(self.state.model_names,
+                              key=key if key in self._curves.keys else None)
 
     @param.depends("state.threshold", watch=True)
     def _sync_threshold(self) -> None:
@@ -100,3 +105,13 @@ class UtilityView(View):
         return html_table(pd.DataFrame(out), caption=(
             f"{s.protocol} protocol, {s.evaluation} split — Brier: mean squared error of "
             "the probabilities (lower is better); ideal intercept 0, slope 1"))
+
+
+def _after_render(callback) -> None:
+    """Run ``callback`` on the server's next tick (after the pending patch is sent); outside
+    a server session it is left to run on demand."""
+    import panel as pn
+
+    doc = pn.state.curdoc
+    if doc is not None and doc.session_context is not None:
+        doc.add_next_tick_callback(callback)
