@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from workbench.data import ibsi1_dir, ibsi1_phantom, ibsi1_reference_values
 from workbench.errors import ImageError, WorkbenchError
 from workbench.features.ibsi import (
     SETTINGS,
@@ -30,10 +31,10 @@ from workbench.features.ibsi_naming import (
     to_ibsi,
 )
 
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
-IBSI = (SHARED / "data" / "ibsi1").resolve()
+# the IBSI-1 phantom and reference values shipped with the package (workbench.data)
+IBSI = ibsi1_dir()
 PHANTOM = IBSI / "digital_phantom"
-REFERENCE = IBSI / "reference_values.csv"
+REFERENCE = ibsi1_reference_values()
 
 # PyRadiomics validates parameter dicts with pykwalify, which loads its schema functions via
 # the deprecated importlib load_module(); not ours to fix.
@@ -49,15 +50,29 @@ RAW_MISSES = {
 
 @pytest.fixture(scope="module")
 def reference_csv() -> Path:
-    if not (REFERENCE.is_file() and (PHANTOM / "image.nii.gz").is_file()):
-        pytest.skip(f"IBSI-1 phantom/reference values not found under {IBSI} "
-                    "(../shared is absent in a fresh clone; CI provides it)")
     return REFERENCE
 
 
 @pytest.fixture(scope="module")
-def report(reference_csv):
-    return run_ibsi(PHANTOM, reference_csv)
+def report():
+    return run_ibsi()  # defaults: the phantom and reference values shipped with the package
+
+
+def test_shipped_phantom_paths():
+    image, mask = ibsi1_phantom()
+    assert (image, mask) == (PHANTOM / "image.nii.gz", PHANTOM / "mask.nii.gz")
+    assert image.is_file() and mask.is_file() and REFERENCE == IBSI / "reference_values.csv"
+
+
+def test_explicit_paths_still_work(tmp_path, report):
+    import shutil
+
+    phantom = tmp_path / "phantom"
+    shutil.copytree(PHANTOM, phantom)
+    reference = shutil.copy(REFERENCE, tmp_path / "ref.csv")
+    explicit = run_ibsi(phantom, reference)
+    assert (explicit.matched, explicit.total) == (report.matched, report.total) == (282, 282)
+    assert str(phantom / "image.nii.gz") in explicit.provenance["inputs"]
 
 
 def _expected_total(csv: Path) -> int:
@@ -71,7 +86,6 @@ def _expected_total(csv: Path) -> int:
 
 # --- conformance on the real phantom -------------------------------------------------------
 
-@pytest.mark.shared
 def test_all_reference_values_matched_through_ibsi_layer(report, reference_csv):
     n = _expected_total(reference_csv)
     assert n == 282 == report.total
@@ -81,7 +95,6 @@ def test_all_reference_values_matched_through_ibsi_layer(report, reference_csv):
     assert report.rows["matched"].all()
 
 
-@pytest.mark.shared
 def test_raw_pyradiomics_misses_exactly_the_three_known_conventions(report):
     rows = report.rows
     assert report.matched_raw == 276
@@ -96,7 +109,6 @@ def test_raw_pyradiomics_misses_exactly_the_three_known_conventions(report):
     assert per.loc["morph", "matched_raw"] == 12 and per.loc["ngl", "matched_raw"] == 30
 
 
-@pytest.mark.shared
 def test_corrections_are_the_documented_ones(report):
     rows = report.rows.set_index(["ibsi_code", "setting"])
     kurt = rows.loc[("IPH6", "3D")]
@@ -112,7 +124,6 @@ def test_corrections_are_the_documented_ones(report):
     assert (same["raw_value"] == same["ibsi_value"]).all()
 
 
-@pytest.mark.shared
 def test_matched_flags_follow_the_readme_rule(report):
     def rule(x: float, value: float, tol: float) -> bool:
         half = 0.5 * 10 ** (math.floor(math.log10(abs(value))) - 2)
@@ -125,7 +136,6 @@ def test_matched_flags_follow_the_readme_rule(report):
         assert report.rows[flag].tolist() == expected
 
 
-@pytest.mark.shared
 def test_report_columns_and_provenance(report, tmp_path):
     assert {"family", "ibsi_name", "ibsi_code", "aggregation", "setting",
             "pyradiomics_feature", "reference", "tolerance", "raw_value", "ibsi_value",
@@ -154,7 +164,6 @@ def test_naming_codes_and_names_are_one_to_one():
         assert all(CODE_TO_PYRADIOMICS[f.ibsi_code] == key for f in feats)
 
 
-@pytest.mark.shared
 def test_naming_agrees_with_reference_csv(reference_csv):
     from_csv = naming_from_reference(reference_csv)
     key = ["pyradiomics_feature", "family", "ibsi_name", "ibsi_code"]
@@ -245,6 +254,5 @@ def test_clear_errors_for_bad_inputs(tmp_path):
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(WorkbenchError, match="lacks columns"):
         load_reference(bad)
-    if REFERENCE.is_file():
-        with pytest.raises(ImageError, match="image.nii.gz"):
-            run_ibsi(tmp_path, REFERENCE)
+    with pytest.raises(ImageError, match="image.nii.gz"):
+        run_ibsi(tmp_path, REFERENCE)

@@ -6,7 +6,8 @@ reference value PyRadiomics can reproduce, once with raw PyRadiomics values and 
 the IBSI naming layer (:func:`~workbench.features.ibsi_naming.to_ibsi`), and returns an
 :class:`IbsiReport`; :func:`format_report` prints it. The number of compared rows comes from
 the reference CSV (rows of the digital phantom with a reference value, a PyRadiomics key
-and one of the four settings).
+and one of the four settings). Without arguments it uses the phantom and reference values
+shipped with the package (:mod:`workbench.data`).
 
 Match rule (IBSI-1 README): ``|x - value| <= tolerance + half a unit in the 3rd significant
 digit of value``.
@@ -25,9 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import SimpleITK as sitk
 
+from workbench import data
 from workbench.errors import ImageError, WorkbenchError
 from workbench.features.ibsi_naming import FAMILY_NAMES, to_ibsi
+from workbench.hashing import sha256_file
+from workbench.provenance import package_versions
 
 __all__ = [
     "DEPRECATED_ENABLED", "SETTINGS", "IbsiReport", "extract_phantom", "format_report",
@@ -129,7 +134,6 @@ def pyradiomics_params(setting: str) -> dict[str, Any]:
 
 def extract_phantom(phantom_dir: str | Path, setting: str) -> dict[str, Any]:
     """Raw PyRadiomics result for ``phantom_dir/{image,mask}.nii.gz`` under ``setting``."""
-    import SimpleITK as sitk
     from radiomics import featureextractor, setVerbosity
 
     setVerbosity(logging.ERROR)  # PyRadiomics' own stderr handler would log every class
@@ -178,7 +182,8 @@ def _phantom_paths(phantom_dir: str | Path) -> tuple[Path, Path]:
     for p in paths:
         if not p.is_file():
             raise ImageError("IBSI digital phantom file missing; expected image.nii.gz and "
-                             "mask.nii.gz in the folder given as --phantom", step="ibsi", path=p)
+                             "mask.nii.gz in the folder given as --phantom (or digital_phantom/ "
+                             "under --data)", step="ibsi", path=p)
     return paths
 
 
@@ -205,7 +210,8 @@ def load_reference(reference_csv: str | Path) -> pd.DataFrame:
     path = Path(reference_csv)
     if not path.is_file():
         raise WorkbenchError("IBSI reference values not found; pass the IBSI-1 "
-                             "reference_values.csv as --reference", step="ibsi", path=path)
+                             "reference_values.csv as --reference (or a --data folder "
+                             "holding it)", step="ibsi", path=path)
     try:
         ref = pd.read_csv(path)
     except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -283,21 +289,29 @@ class IbsiReport:
         self.rows.to_csv(path, index=False)
 
 
-def run_ibsi(phantom_dir: str | Path, reference_csv: str | Path) -> IbsiReport:
+def run_ibsi(phantom_dir: str | Path | None = None,
+             reference_csv: str | Path | None = None) -> IbsiReport:
     """Compute the IBSI digital phantom with PyRadiomics and compare to the IBSI-1 references.
 
     Parameters
     ----------
     phantom_dir
-        Folder holding ``image.nii.gz`` and ``mask.nii.gz`` (the IBSI-1 digital phantom).
+        Folder holding ``image.nii.gz`` and ``mask.nii.gz`` (the IBSI-1 digital phantom);
+        default: the phantom shipped with the package (:func:`workbench.data.ibsi1_dir`).
     reference_csv
-        The IBSI-1 ``reference_values.csv`` (columns as in its README).
+        The IBSI-1 ``reference_values.csv`` (columns as in its README); default: the copy
+        shipped with the package (:func:`workbench.data.ibsi1_reference_values`).
 
     Returns
     -------
     IbsiReport
         Raw and IBSI-layer values and matches for every comparable reference row.
     """
+    if phantom_dir is None or reference_csv is None:
+        if phantom_dir is None:
+            phantom_dir = data.ibsi1_dir() / "digital_phantom"
+        if reference_csv is None:
+            reference_csv = data.ibsi1_reference_values()
     ref = load_reference(reference_csv)
     _phantom_paths(phantom_dir)
     settings = [s for s in SETTINGS if s in set(ref["pyradiomics_setting"])]
@@ -345,8 +359,6 @@ def _per_family(rows: pd.DataFrame) -> pd.DataFrame:
 
 def _provenance(phantom_dir: str | Path, reference_csv: str | Path, settings: list[str],
                 raw: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    from workbench.provenance import package_versions, sha256_file
-
     image, mask = _phantom_paths(phantom_dir)
     first = raw[settings[0]] if settings else {}
     return {
