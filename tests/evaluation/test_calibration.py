@@ -10,7 +10,7 @@ from workbench.evaluation.calibration import (
     reliability_curve,
     wilson_interval,
 )
-from workbench.evaluation.metrics import MetricInputError
+from workbench.evaluation.inputs import MetricInputError
 
 
 def _calibrated(n=5000, seed=0):

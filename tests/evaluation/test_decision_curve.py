@@ -7,7 +7,8 @@ from workbench.evaluation.decision_curve import (
     net_benefit,
     treat_all_net_benefit,
 )
-from workbench.evaluation.metrics import MetricInputError, threshold_metrics
+from workbench.evaluation.inputs import MetricInputError
+from workbench.evaluation.metrics import threshold_metrics
 
 
 def _data(n=200, prevalence=0.3, seed=0):

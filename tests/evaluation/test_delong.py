@@ -9,7 +9,7 @@ from workbench.evaluation.delong import (
     delong_covariance,
     delong_test,
 )
-from workbench.evaluation.metrics import MetricInputError
+from workbench.evaluation.inputs import MetricInputError
 
 
 def brute_force_delong(y, scores):

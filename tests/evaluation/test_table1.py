@@ -76,9 +76,8 @@ def test_table1_writes_csv_and_html(tmp_path):
     assert to_html(t).count("<tr") == len(t) + 1
 
 
-@pytest.mark.shared
 def test_table1_on_the_real_ispy1_spreadsheet(ispy1_xlsx, tmp_path):
-    from workbench.cohort.ispy1 import load_ispy1_clinical
+    from workbench.cohort.loaders.ispy1_workbook import load_ispy1_clinical
 
     cohort = load_ispy1_clinical(ispy1_xlsx)
     labelled = cohort.labelled()

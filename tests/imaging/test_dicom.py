@@ -1,4 +1,4 @@
-"""DICOM series reading: timepoint splitting, slice order, geometry, rescale, bad input."""
+"""DICOM series reading: timepoint selection, slice order, geometry, rescale, bad input."""
 
 from __future__ import annotations
 
@@ -17,11 +17,8 @@ from fixtures.layouts import (
     write_dicom_series,
 )
 from workbench.errors import ImageError
-from workbench.imaging.dicom import (
-    describe_dicom_series,
-    list_temporal_positions,
-    read_dicom_series,
-)
+from workbench.imaging.dicom import read_dicom_series
+from workbench.imaging.dicom_scan import list_temporal_positions
 from workbench.imaging.io import read_image
 
 VOLUMES = [timepoint_volume(t) for t in (1, 2, 3)]
@@ -56,30 +53,6 @@ def test_selector_through_read_image(dce: Path) -> None:
     image = read_image(f"{dce}#t=3", patient="ISPY1_1001")
     np.testing.assert_array_equal(sitk.GetArrayFromImage(image),
                                   VOLUMES[2].astype(np.float32) * 2.0 - 100.0)
-
-
-def test_headers_describe_the_series(dce: Path) -> None:
-    assert list_temporal_positions(dce) == [1, 2, 3]
-    info = describe_dicom_series(dce)
-    assert (info.n_files, info.n_slices) == (18, 6)
-    assert info.ordered_by == "TemporalPositionIdentifier"
-    assert info.times_s == (0.0, 150.0, 450.0)
-    assert info.description == "Dynamic-3dfgre" and info.patient_id == "ISPY1_1001"
-
-
-@pytest.mark.parametrize(("tags", "ordered_by"), [
-    ({"with_tpi": False}, "TriggerTime"),
-    ({"with_tpi": False, "with_trigger": False}, "AcquisitionTime"),
-    ({"with_tpi": False, "with_trigger": False, "with_acquisition_time": False},
-     "InstanceNumber"),
-])
-def test_timepoints_without_temporal_position_identifier(tmp_path: Path, tags: dict,
-                                                         ordered_by: str) -> None:
-    write_dicom_series(tmp_path / "s", VOLUMES, times_s=(0, 150, 450), **tags)
-    assert describe_dicom_series(tmp_path / "s").ordered_by == ordered_by
-    for t, stored in enumerate(VOLUMES, start=1):
-        np.testing.assert_array_equal(
-            sitk.GetArrayFromImage(read_dicom_series(tmp_path / "s", t)), stored)
 
 
 def test_oblique_slices_land_where_their_headers_say(tmp_path: Path) -> None:

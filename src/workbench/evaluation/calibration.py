@@ -22,7 +22,7 @@ import pandas as pd
 from scipy.special import expit
 from scipy.stats import norm
 
-from workbench.evaluation.metrics import MetricInputError, check_labels_scores
+from workbench.evaluation.inputs import MetricInputError, check_labels_scores
 
 log = logging.getLogger(__name__)
 

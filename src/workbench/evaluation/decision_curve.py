@@ -16,7 +16,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from workbench.evaluation.metrics import MetricInputError, ThresholdSweep, check_labels_scores
+from workbench.evaluation.counts import ThresholdSweep
+from workbench.evaluation.inputs import MetricInputError, check_labels_scores
 
 #: Default threshold grid: 0.01, 0.02, ..., 0.99.
 DEFAULT_THRESHOLDS = np.arange(1, 100) / 100

@@ -28,7 +28,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 from scipy.stats import norm, rankdata
 
-from workbench.evaluation.metrics import MetricInputError, check_labels_scores
+from workbench.evaluation.inputs import MetricInputError, check_labels_scores
 
 
 class AucCI(NamedTuple):

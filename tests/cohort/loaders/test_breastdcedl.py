@@ -17,7 +17,7 @@ from fixtures.layouts import (
     write_breastdcedl,
 )
 from workbench.cohort import load_cohort
-from workbench.cohort.breastdcedl import load_breastdcedl
+from workbench.cohort.loaders.breastdcedl import load_breastdcedl
 from workbench.errors import CohortError, ConfigError
 from workbench.imaging.io import read_image
 

@@ -1,4 +1,4 @@
-"""I-SPY1: the real TCIA clinical workbook, and a tiny TCIA download written in its layout."""
+"""I-SPY1: a tiny TCIA download written in its layout (DICOM series, STV masks, workbook)."""
 
 from __future__ import annotations
 
@@ -18,87 +18,13 @@ from fixtures.layouts import (
     timepoint_volume,
     tumour_mask,
     write_dicom_series,
-    write_ispy1_clinical,
     write_ispy1_tcia,
     write_nifti,
 )
 from workbench.cohort import LOADERS, load_cohort
-from workbench.cohort.ispy1 import (
-    load_ispy1,
-    load_ispy1_clinical,
-    parse_dictionary,
-)
+from workbench.cohort.loaders.ispy1 import load_ispy1
 from workbench.errors import CohortError, ConfigError
 from workbench.imaging.io import read_image
-
-SHARED = Path(__file__).resolve().parents[2] / ".." / "shared"
-WORKBOOK = (SHARED / "data" / "ispy1_clinical"
-            / "I-SPY_1_All_Patient_Clinical_and_Outcome_Data.xlsx")
-
-
-# --------------------------------------------------------------------------------------------
-# the real workbook
-
-
-@pytest.fixture(scope="module")
-def real():
-    if not WORKBOOK.is_file():
-        pytest.skip(f"real I-SPY1 clinical workbook absent: {WORKBOOK} not found "
-                    "(../shared/data/ispy1_clinical is only present in the full checkout)")
-    return load_ispy1_clinical(WORKBOOK)
-
-
-@pytest.mark.shared
-def test_real_workbook_patients_and_labels(real) -> None:
-    df = real.df
-    assert len(df) == 221 and df["patient_id"].is_unique
-    assert df["patient_id"].str.fullmatch(r"ISPY1_1\d{3}").all()
-    assert "ISPY1_1001" in set(df["patient_id"])
-    assert int(df["pcr"].notna().sum()) == 215
-    assert int((df["pcr"] == 1).sum()) == 58
-    assert not [p for p in real.problems if p.severity == "error"]
-
-
-@pytest.mark.shared
-def test_real_workbook_codes_are_decoded_from_its_dictionary(real) -> None:
-    df = real.df
-
-    def counts(column):
-        return df[column].value_counts(dropna=False).to_dict()
-
-    assert counts("hr_her2") == {"HR+/HER2-": 96, "HER2+": 67, "triple negative": 53, None: 5}
-    assert counts("race") == {"Caucasian": 165, "African American": 42, "Asian": 9,
-                              "Multiple race": 2, "Native Hawaiian/Pacific Islander": 1,
-                              None: 2}
-    assert counts("er") == {"positive": 125, "negative": 94, None: 2}
-    assert counts("hr") == {"positive": 131, "negative": 88, None: 2}
-    assert counts("her2") == {"negative": 149, "positive": 67, None: 5}
-    assert counts("laterality") == {"right": 114, "left": 107}
-    assert df["age"].between(20, 80).all() and df["mri_ld_mm"].notna().sum() == 219
-
-
-@pytest.mark.shared
-def test_real_workbook_unknown_race_code_is_a_warning_naming_the_patient(real) -> None:
-    race = [p for p in real.problems if "race_id code 0" in p.message]
-    assert len(race) == 2 and all(p.severity == "warning" for p in race)
-    assert {p.patient_id for p in race} == set(
-        real.df.loc[real.df["race"].isna(), "patient_id"])
-    assert all(p.file == str(WORKBOOK) for p in race)
-
-
-@pytest.mark.shared
-def test_real_dictionary_sheet_is_parsed() -> None:
-    import pandas as pd
-
-    if not WORKBOOK.is_file():
-        pytest.skip(f"real I-SPY1 clinical workbook absent: {WORKBOOK} not found")
-    sheet = pd.read_excel(WORKBOOK, sheet_name="Clinical Data Dictionary", header=None)
-    codes = parse_dictionary(sheet)
-    assert codes["raceid"]["1"] == "Caucasian" and codes["raceid"]["3"] == "African American"
-    assert codes["laterality"] == {"1": "Left", "2": "Right"}
-    assert codes["hrher2status"]["TripleNeg"] == "Triple Negative"
-    assert "0" in codes["her2mostpos"] and "blank" not in {k.lower() for k in codes["her2mostpos"]}
-
 
 # --------------------------------------------------------------------------------------------
 # a tiny download in the TCIA layout
@@ -251,10 +177,6 @@ def test_bad_arguments(download, tmp_path: Path) -> None:
     empty.mkdir(parents=True)
     with pytest.raises(CohortError, match="workbook .* not found.*pass clinical="):
         load_ispy1(empty)
-    write_ispy1_clinical(tmp_path / "bare.xlsx", *ispy1_clinical_rows((1001,)),
-                         with_dictionaries=False)
-    with pytest.raises(CohortError, match="sheet 'Clinical Data Dictionary' not found"):
-        load_ispy1_clinical(tmp_path / "bare.xlsx")
 
 
 def test_registry(download, tmp_path: Path, monkeypatch) -> None:

@@ -16,7 +16,7 @@ from fixtures.layouts import (
     write_nifti,
 )
 from workbench.cohort import load_cohort
-from workbench.cohort.mama_mia import load_mama_mia
+from workbench.cohort.loaders.mama_mia import load_mama_mia
 from workbench.errors import CohortError, ConfigError
 from workbench.imaging.io import read_image
 

@@ -8,7 +8,7 @@ import pytest
 
 from fixtures.images import write_tiny_patient
 from workbench.cohort.check import check_cohort, format_report
-from workbench.cohort.manifest import load_manifest
+from workbench.cohort.loaders.manifest import load_manifest
 from workbench.errors import CohortError
 
 
