@@ -2,8 +2,15 @@ from pathlib import Path
 
 import pytest
 
-from workbench.config import ALL_CLASSIFIERS, ALL_FEATURE_SETS, load_config, parse_config
+from workbench.config import RunConfig, load_config, parse_config
 from workbench.errors import ConfigError
+from workbench.names import (
+    CLASSIFIER_NAMES,
+    FEATURE_SET_NAMES,
+    NETWORK_NAMES,
+    PROTOCOL_NAMES,
+    RUN_COHORT_FORMATS,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -12,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_shipped_configs_validate(name):
     cfg = load_config(REPO / "configs" / name)
     assert cfg.source.endswith(name)
-    assert set(cfg.classifiers) <= set(ALL_CLASSIFIERS)
+    assert set(cfg.classifiers) <= set(CLASSIFIER_NAMES)
 
 
 def test_paper_config_holds_the_study_settings():
@@ -28,7 +35,28 @@ def test_paper_config_holds_the_study_settings():
 
 
 def test_twelve_feature_sets_are_known():
-    assert len(ALL_FEATURE_SETS) == 12
+    assert len(FEATURE_SET_NAMES) == 12
+
+
+def test_defaults_are_the_registries():
+    cfg = RunConfig()
+    assert cfg.classifiers == CLASSIFIER_NAMES and cfg.feature_sets == FEATURE_SET_NAMES
+    assert cfg.deep.networks == NETWORK_NAMES and cfg.protocol.kinds == PROTOCOL_NAMES
+
+
+@pytest.mark.parametrize(("data", "key", "names"), [
+    ({"cohort": {"format": "dicom", "path": "x"}}, "cohort.format", RUN_COHORT_FORMATS),
+    ({"deep": {"networks": ["vgg16"]}}, "deep.networks.0", NETWORK_NAMES),
+    ({"feature_sets": ["everything"]}, "feature_sets.0", FEATURE_SET_NAMES),
+    ({"audit": {"classifier": "svm"}}, "audit.classifier", CLASSIFIER_NAMES),
+    ({"protocol": {"kinds": ["honst"]}}, "protocol.kinds.0", PROTOCOL_NAMES),
+])
+def test_registry_values_are_checked_against_the_registry(data, key, names):
+    with pytest.raises(ConfigError) as info:
+        parse_config(data)
+    text = str(info.value)
+    assert f"{key}: " in text and "is not allowed; allowed values: " in text
+    assert all(repr(name) in text for name in names)
 
 
 def _error(data, tmp_path) -> str:

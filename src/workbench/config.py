@@ -14,27 +14,28 @@ sections) down.
 
 from __future__ import annotations
 
-import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from workbench.errors import ConfigError
+from workbench.names import (
+    CLASSIFIER_NAMES,
+    FEATURE_SET_NAMES,
+    NETWORK_NAMES,
+    PROTOCOL_NAMES,
+    RUN_COHORT_FORMATS,
+)
 
-CohortFormat = Literal["manifest", "ispy1", "mama_mia", "breastdcedl", "synthetic"]
-NetworkName = Literal["resnet50", "densenet169", "inceptionv3", "inceptionresnetv2",
-                      "efficientnetb0"]
-ClassifierName = Literal["lr", "lda", "svm_rbf", "knn", "rf", "extra_trees", "adaboost",
-                         "xgboost", "catboost", "mlp"]
-FeatureSetName = Literal["clinical", "radiomics", "kinetic", "resnet50", "densenet169",
-                         "inceptionv3", "inceptionresnetv2", "efficientnetb0", "deep", "fusion",
-                         "fusion_clinical", "fusion_clinical_kinetic"]
-ProtocolName = Literal["honest", "paper"]
-
-ALL_NETWORKS: tuple[str, ...] = typing.get_args(NetworkName)
-ALL_CLASSIFIERS: tuple[str, ...] = typing.get_args(ClassifierName)
-ALL_FEATURE_SETS: tuple[str, ...] = typing.get_args(FeatureSetName)
+# Field types built from the one copy of each registry (workbench.names): a Literal over a
+# registry's names, so an unknown value is refused with the list of allowed ones.
+CohortFormat = Literal[RUN_COHORT_FORMATS]  # type: ignore[valid-type]
+NetworkName = Literal[NETWORK_NAMES]  # type: ignore[valid-type]
+ClassifierName = Literal[CLASSIFIER_NAMES]  # type: ignore[valid-type]
+FeatureSetName = Literal[FEATURE_SET_NAMES]  # type: ignore[valid-type]
+ProtocolName = Literal[PROTOCOL_NAMES]  # type: ignore[valid-type]
 
 Probability = Annotated[float, Field(gt=0, lt=1)]
 
@@ -85,7 +86,7 @@ class KineticConfig(_Section):
 
 
 class DeepConfig(_Section):
-    networks: tuple[NetworkName, ...] = ALL_NETWORKS  # type: ignore[assignment]
+    networks: tuple[NetworkName, ...] = NETWORK_NAMES
     weights: str = Field("imagenet", description="imagenet | random | path to weight files")
     require_pretrained: bool = False
     channels: Literal["phases", "grey"] = "phases"
@@ -119,7 +120,7 @@ class SelectionConfig(_Section):
 
 
 class ProtocolConfig(_Section):
-    kinds: tuple[ProtocolName, ...] = ("honest", "paper")
+    kinds: tuple[ProtocolName, ...] = PROTOCOL_NAMES
     test_size: Probability = 0.3
     cv_folds: Annotated[int, Field(ge=2, le=20)] = 5
     repeats: Annotated[int, Field(ge=1, le=100)] = 1
@@ -147,8 +148,8 @@ class RunConfig(_Section):
     kinetic: KineticConfig = KineticConfig()
     deep: DeepConfig = DeepConfig()
     selection: SelectionConfig = SelectionConfig()
-    feature_sets: tuple[FeatureSetName, ...] = ALL_FEATURE_SETS  # type: ignore[assignment]
-    classifiers: tuple[ClassifierName, ...] = ALL_CLASSIFIERS  # type: ignore[assignment]
+    feature_sets: tuple[FeatureSetName, ...] = FEATURE_SET_NAMES
+    classifiers: tuple[ClassifierName, ...] = CLASSIFIER_NAMES
     protocol: ProtocolConfig = ProtocolConfig()
     audit: AuditConfig = AuditConfig()
     source: str | None = Field(None, exclude=True, description="file the config came from")
@@ -227,8 +228,6 @@ def load_config(path: str | Path) -> RunConfig:
     ConfigError
         On a missing file, invalid YAML, an unknown key or a bad value.
     """
-    import yaml
-
     p = Path(path)
     if not p.is_file():
         raise ConfigError("config file not found", step="config", path=p)

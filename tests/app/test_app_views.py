@@ -15,13 +15,13 @@ import panel as pn
 import param
 import pytest
 
+from workbench import rundir
 from workbench.app import views as V
 from workbench.app.state import DashboardState
 from workbench.app.store import DataStore
 from workbench.evaluation.metrics import threshold_metrics
-from workbench.models.protocols import LEAKAGE_WARNING
+from workbench.names import LEAKAGE_WARNING
 from workbench.plots import PAPER_TITLE_WARNING, roc_label
-from workbench.report.data import RunData
 
 VIEW_METHODS = {
     V.PerformanceView: ("header", "roc", "metrics_table", "heatmap", "live_metrics",
@@ -84,13 +84,13 @@ def test_every_view_draws_for_every_protocol_and_evaluation(store):
 
 def test_store_reads_each_file_once_and_threshold_moves_compute_nothing(run_dir, monkeypatch):
     reads: collections.Counter[str] = collections.Counter()
-    original = RunData._read
+    original = rundir._read
 
     def counting(path):
         reads[Path(path).relative_to(run_dir).as_posix()] += 1
         return original(path)
 
-    monkeypatch.setattr(RunData, "_read", staticmethod(counting))
+    monkeypatch.setattr(rundir, "_read", counting)
     store = DataStore(run_dir)
     for protocol in store.protocols:
         for evaluation in store.splits:

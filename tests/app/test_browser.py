@@ -27,10 +27,10 @@ from fixtures.browser import (
     panel_serve,
     require_chromium,
 )
-from workbench.models.protocols import LEAKAGE_WARNING
+from workbench.names import LEAKAGE_WARNING
 from workbench.plots import PAPER_TITLE_WARNING
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ui]
 
 APP = Path(__file__).resolve().parents[2] / "apps" / "dashboard.py"
 TARGET_P95_MS = 250.0

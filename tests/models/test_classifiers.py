@@ -12,10 +12,10 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from workbench.config import ALL_CLASSIFIERS
 from workbench.errors import ConfigError
 from workbench.models.balancing import ClassBalanced
 from workbench.models.classifiers import CLASSIFIERS, LABELS, make_classifier, make_pipeline
+from workbench.names import CLASSIFIER_NAMES as ALL_CLASSIFIERS
 
 
 @pytest.fixture(scope="module")

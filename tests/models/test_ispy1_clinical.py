@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
-from workbench.cohort.ispy1 import load_ispy1_clinical
-from workbench.config import ALL_CLASSIFIERS, RunConfig
+from workbench.cohort.loaders.ispy1_workbook import load_ispy1_clinical
+from workbench.config import RunConfig
+from workbench.evaluation.summary import evaluate
 from workbench.models.feature_sets import clinical_matrix
 from workbench.models.protocols import ProtocolSettings, run_protocol
-from workbench.models.stage import classifier_factory, evaluate, selector_factory
+from workbench.names import CLASSIFIER_NAMES as ALL_CLASSIFIERS
+from workbench.pipeline.settings import classifier_factory, selector_factory
 
 
-@pytest.mark.shared
 def test_clinical_feature_set_on_ispy1_all_classifiers(ispy1_xlsx):
     cohort = load_ispy1_clinical(ispy1_xlsx)
     labelled = cohort.labelled()

@@ -9,14 +9,15 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from workbench.config import ALL_NETWORKS, RunConfig
+from workbench.config import RunConfig
 from workbench.models.protocols import (
     LEAKAGE_WARNING,
     ModellingError,
     ProtocolSettings,
     run_protocol,
 )
-from workbench.models.stage import classifier_factory, selector_factory
+from workbench.names import NETWORK_NAMES as ALL_NETWORKS
+from workbench.pipeline.settings import classifier_factory, selector_factory
 from workbench.selection import selection_pipeline
 
 pytestmark = [pytest.mark.filterwarnings("ignore::workbench.selection.SelectionWarning"),

@@ -10,7 +10,7 @@ import pytest
 from bokeh.models import ColumnDataSource, GlyphRenderer, Span
 
 from workbench import plots
-from workbench.report import RunData
+from workbench.rundata import RunData
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,9 @@ import shutil
 import pandas as pd
 import pytest
 
-from workbench.models.protocols import LEAKAGE_WARNING
-from workbench.report import RunData, RunDataError, ablation_table, build_report, table2
+from workbench.names import LEAKAGE_WARNING
+from workbench.report import ablation_table, build_report, table2
+from workbench.rundata import RunData, RunDataError
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 from fixtures.browser import SCREENSHOTS, chromium_page, require_chromium
 from workbench.report import build_report
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.ui]
 
 #: Canvases inside Bokeh's shadow roots, and the figures BokehJS rendered.
 COUNT_JS = """() => {

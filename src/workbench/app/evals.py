@@ -12,6 +12,17 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
+from sklearn.metrics import roc_curve
+
+from workbench.evaluation.calibration import brier_score
+from workbench.evaluation.delong import AucCI, delong_auc_ci
+from workbench.evaluation.metrics import (
+    ThresholdSweep,
+    bootstrap_indices,
+    check_labels_scores,
+    rates_from_counts,
+)
+from workbench.plots import model_name
 
 __all__ = ["LIVE_METRICS", "ModelEval", "ModelKey"]
 
@@ -31,8 +42,6 @@ class ModelKey(NamedTuple):
     @property
     def name(self) -> str:
         """``"<feature set> / <classifier>"`` (as in every legend)."""
-        from workbench.plots import model_name
-
         return model_name(self.feature_set, self.classifier)
 
 
@@ -51,16 +60,6 @@ class ModelEval:
 
     def __init__(self, key: ModelKey, patient_ids: Sequence[str], y, p, *, n_boot: int = 1000,
                  seed: int = 0) -> None:
-        from sklearn.metrics import roc_curve
-
-        from workbench.evaluation.calibration import brier_score
-        from workbench.evaluation.delong import AucCI, delong_auc_ci
-        from workbench.evaluation.metrics import (
-            ThresholdSweep,
-            bootstrap_indices,
-            check_labels_scores,
-        )
-
         self.key = key
         self.patient_ids = np.asarray([str(i) for i in patient_ids], dtype=object)
         self.y, self.p = check_labels_scores(y, p, step="dashboard", need_both_classes=False)
@@ -87,8 +86,6 @@ class ModelEval:
             ``threshold, tp, fp, tn, fn`` and, for each of :data:`LIVE_METRICS`, the value
             and ``<metric>_lo`` / ``<metric>_hi`` (NaN where undefined).
         """
-        from workbench.evaluation.metrics import rates_from_counts
-
         t = float(threshold)
         counts = {k: int(v[0]) for k, v in self.sweep.counts([t]).items()}
         point = rates_from_counts(**counts)

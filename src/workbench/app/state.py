@@ -11,6 +11,7 @@ from __future__ import annotations
 import param
 
 from workbench.app.store import EVALUATIONS, DataStore
+from workbench.plots import model_name
 
 __all__ = ["DashboardState"]
 
@@ -18,8 +19,6 @@ _PREFERRED_CLASSIFIER = "lr"
 
 
 def _model_name(feature_set: str, classifier: str) -> str:
-    from workbench.plots import model_name
-
     return model_name(feature_set, classifier)
 
 

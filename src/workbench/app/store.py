@@ -1,6 +1,6 @@
 """``DataStore``: the dashboard's read-only view of one run directory.
 
-Files are read once through :class:`~workbench.report.data.RunData`; everything a widget
+Files are read once through :class:`~workbench.rundata.RunData`; everything a widget
 change needs is prepared once per model and kept: the ROC curve, the AUC with its DeLong
 interval, the Brier score, a :class:`~workbench.evaluation.metrics.ThresholdSweep` and a
 bootstrap resample of the (label, probability) pairs. Moving the threshold slider then only
@@ -14,16 +14,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import panel as pn
 
 from workbench.app.evals import LIVE_METRICS, ModelEval, ModelKey
-from workbench.report.data import RunData, RunDataError
+from workbench.evaluation.delong import delong_test
+from workbench.evaluation.display import headline_model
+from workbench.imaging.slices import TumourSlices, read_tumour_slices
+from workbench.plots import eval_predictions
+from workbench.rundata import RunData, RunDataError
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +36,8 @@ __all__ = ["EVALUATIONS", "LIVE_METRICS", "DataStore", "ModelEval", "ModelKey", 
 EVALUATIONS = {"test split": "test", "CV out-of-fold (training)": "cv"}
 
 
-@dataclass(frozen=True)
-class PatientImages:
-    """The largest tumour slice of each preprocessed phase, with the tumour mask."""
-
-    patient_id: str
-    phases: dict[str, np.ndarray]
-    mask: np.ndarray
-    axis: int
-    index: int
-    area: int
+#: The largest tumour slice of each preprocessed phase, with the tumour mask and spacing.
+PatientImages = TumourSlices
 
 
 class DataStore:
@@ -58,7 +52,7 @@ class DataStore:
 
     Raises
     ------
-    workbench.report.data.RunDataError
+    workbench.rundir.RunDataError
         The folder, its manifest or its model tables are missing (the message names the
         file and the stage that writes it).
     """
@@ -93,8 +87,6 @@ class DataStore:
 
     def _eval_rows(self, protocol: str, split: str) -> pd.DataFrame:
         def build() -> pd.DataFrame:
-            from workbench.plots._common import eval_predictions
-
             part = eval_predictions(self.run.predictions, protocol, split)
             return part.assign(**{c: part[c].astype(str) for c in
                                   ("patient_id", "feature_set", "classifier")})
@@ -128,9 +120,7 @@ class DataStore:
 
     def default_threshold(self, protocol: str) -> float:
         """The threshold the run recorded for its headline model (test split)."""
-        from workbench.report.html import headline_model
-
-        fs, clf = headline_model(self.run)
+        fs, clf = headline_model(self.run.metrics)
         m = self.run.metrics
         hit = m[(m["protocol"] == protocol) & (m["feature_set"] == fs)
                 & (m["classifier"] == clf) & (m["split"] == "test")]
@@ -173,8 +163,6 @@ class DataStore:
             ``None`` when they share fewer than 3 patients or one class is absent.
         """
         def build():
-            from workbench.evaluation.delong import delong_test
-
             a = self.model(protocol, split, *model)
             b = self.model(protocol, split, *reference)
             pa = pd.Series(a.p, index=a.patient_ids)
@@ -242,10 +230,9 @@ class DataStore:
     def preprocessed(self) -> pd.DataFrame | None:
         """``preprocessed.parquet`` (image paths per patient), ``None`` when absent."""
         def build() -> pd.DataFrame | None:
-            path = self.run.run_dir / "preprocessed.parquet"
-            if not path.is_file():
+            if not self.run.exists("preprocessed"):
                 return None
-            table = pd.read_parquet(path)
+            table = self.run.read("preprocessed")
             return table.assign(patient_id=table["patient_id"].astype(str))
         return self.cached(("preprocessed",), build)
 
@@ -254,7 +241,7 @@ class DataStore:
         table = self.preprocessed
         if table is None:
             return ("preprocessed.parquet not found in the run directory (written by "
-                    "`workbench demo`; runs built from feature tables carry no images)")
+                    "`workbench run`; runs built from feature tables carry no images)")
         row = table[table["patient_id"] == str(patient_id)]
         if row.empty:
             return "this patient has no row in preprocessed.parquet"
@@ -268,39 +255,22 @@ class DataStore:
 
         Raises
         ------
-        workbench.report.data.RunDataError
+        workbench.rundir.RunDataError
             No images for this patient (see :meth:`images_missing`).
         """
         def build() -> PatientImages:
-            import SimpleITK as sitk
-
-            from workbench.features.deep_input import axial_axis, select_slice
-            from workbench.imaging.io import read_image
-
             if (why := self.images_missing(patient_id)) is not None:
                 raise RunDataError(why, step="dashboard", patient=patient_id)
             row = self.preprocessed.set_index("patient_id").loc[str(patient_id)]
-            mask_img = read_image(row["mask"], patient=patient_id, what="tumour mask")
-            mask = sitk.GetArrayFromImage(mask_img) > 0
-            axis = axial_axis(mask_img.GetDirection())
-            choice = select_slice(mask, axis, patient=patient_id)
-            phases = {}
-            for col in [c for c in row.index if str(c).startswith("image_")]:
-                if isinstance(row[col], str) and Path(row[col]).is_file():
-                    img = read_image(row[col], patient=patient_id, what=col,
-                                     pixel_type=sitk.sitkFloat32)
-                    phases[col.removeprefix("image_")] = np.take(
-                        sitk.GetArrayFromImage(img), choice.index, axis=axis)
-            return PatientImages(str(patient_id), phases,
-                                 np.take(choice.roi, choice.index, axis=axis), axis,
-                                 choice.index, choice.area)
+            phases = {str(col).removeprefix("image_"): row[col] for col in row.index
+                      if str(col).startswith("image_") and isinstance(row[col], str)
+                      and Path(row[col]).is_file()}
+            return read_tumour_slices(phases, row["mask"], patient=str(patient_id))
         return self.cached(("images", str(patient_id)), build)
 
     def crop_png(self, patient_id: str) -> Path | None:
         """``features/crops/<patient>.png`` (the CNN input strip) when the run has it."""
-        crops = (self.run.run_dir / "features" / "crops").resolve()
-        path = (crops / f"{patient_id}.png").resolve()
-        return path if path.parent == crops and path.is_file() else None
+        return self.run.crop_path(patient_id)
 
     # ------------------------------------------------------------------ provenance
     def provenance(self) -> dict[str, str]:

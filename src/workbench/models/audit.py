@@ -8,12 +8,16 @@ show how much of an apparent result that order alone can manufacture.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.metrics import roc_auc_score
+from tqdm.auto import tqdm
 
 from workbench.models.protocols import ProtocolSettings, run_protocol
 
@@ -37,16 +41,11 @@ def null_audit(features: pd.DataFrame, clinical: pd.DataFrame, y: pd.Series, *,
         permutation, protocol, feature_set, classifier, split (cv | test), auc, n — one row
         per permutation × protocol × split.
     """
-    from dataclasses import replace
-
-    from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
-
     rng = np.random.default_rng(seed)
     perms = [pd.Series(rng.permutation(y.to_numpy()), index=y.index)
              for _ in range(permutations)]
     s = settings or ProtocolSettings()
-    jobs, inner = s.jobs, replace(s, jobs=1)  # permutations in parallel, folds in turn
+    jobs, inner = s.jobs, dataclasses.replace(s, jobs=1)  # permutations in parallel, folds in turn
     start = time.perf_counter()
 
     def one(k: int, y_perm: pd.Series) -> list[dict]:
@@ -67,8 +66,6 @@ def null_audit(features: pd.DataFrame, clinical: pd.DataFrame, y: pd.Series, *,
 
 def _one_permutation(k, y_perm, features, clinical, *, selector, make_clf, feature_set,
                      classifier, protocols, settings) -> list[dict]:
-    from sklearn.metrics import roc_auc_score
-
     rows = []
     for protocol in protocols:
         res = run_protocol(protocol, features, clinical, y_perm, feature_sets=[feature_set],

@@ -26,68 +26,60 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.ensemble import AdaBoostClassifier, ExtraTreesClassifier, RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
 from workbench.errors import ConfigError
+from workbench.models.balancing import ClassBalanced
+from workbench.names import CLASSIFIER_LABELS, CLASSIFIER_NAMES, check_registry
 
 
 def _lr(seed: int):
-    from sklearn.linear_model import LogisticRegression
-
     return LogisticRegression(C=1.0, class_weight="balanced", max_iter=10_000,
                               random_state=seed)
 
 
 def _lda(seed: int):
-    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
-
     return LinearDiscriminantAnalysis(solver="svd", priors=[0.5, 0.5])
 
 
 def _svm(seed: int):
     # Platt probabilities from 5-fold CV decision values (what SVC(probability=True) did
     # internally before scikit-learn 1.9 deprecated it), one SVC refitted on all rows.
-    from sklearn.calibration import CalibratedClassifierCV
-    from sklearn.svm import SVC
-
     svc = SVC(kernel="rbf", C=1.0, gamma="scale", class_weight="balanced", random_state=seed)
     return CalibratedClassifierCV(svc, method="sigmoid", cv=5, ensemble=False)
 
 
 def _knn(seed: int):
-    from sklearn.neighbors import KNeighborsClassifier
-
-    from workbench.models.balancing import ClassBalanced
-
     return ClassBalanced(KNeighborsClassifier(n_neighbors=5, metric="euclidean"),
                          method="oversample", random_state=seed)
 
 
 def _rf(seed: int):
-    from sklearn.ensemble import RandomForestClassifier
-
     return RandomForestClassifier(n_estimators=500, criterion="gini", class_weight="balanced",
                                   random_state=seed, n_jobs=1)
 
 
 def _et(seed: int):
-    from sklearn.ensemble import ExtraTreesClassifier
-
     return ExtraTreesClassifier(n_estimators=500, criterion="gini", class_weight="balanced",
                                 random_state=seed, n_jobs=1)
 
 
 def _ada(seed: int):
-    from sklearn.ensemble import AdaBoostClassifier
-
-    from workbench.models.balancing import ClassBalanced
-
     return ClassBalanced(AdaBoostClassifier(n_estimators=100, learning_rate=1.0,
                                             random_state=seed), method="sample_weight")
 
 
 def _xgb(seed: int):
     from xgboost import XGBClassifier
-
-    from workbench.models.balancing import ClassBalanced
 
     return ClassBalanced(XGBClassifier(n_estimators=300, max_depth=3, learning_rate=0.05,
                                        subsample=0.8, colsample_bytree=1.0,
@@ -104,10 +96,6 @@ def _cat(seed: int):
 
 
 def _mlp(seed: int):
-    from sklearn.neural_network import MLPClassifier
-
-    from workbench.models.balancing import ClassBalanced
-
     return ClassBalanced(MLPClassifier(hidden_layer_sizes=(100,), activation="relu",
                                        solver="lbfgs", alpha=1e-4, max_iter=2000,
                                        random_state=seed),
@@ -118,9 +106,9 @@ CLASSIFIERS: dict[str, Callable[[int], object]] = {
     "lr": _lr, "lda": _lda, "svm_rbf": _svm, "knn": _knn, "rf": _rf, "extra_trees": _et,
     "adaboost": _ada, "xgboost": _xgb, "catboost": _cat, "mlp": _mlp,
 }
-LABELS = {"lr": "Logistic regression", "lda": "LDA", "svm_rbf": "SVM (RBF)", "knn": "kNN",
-          "rf": "Random forest", "extra_trees": "Extra trees", "adaboost": "AdaBoost",
-          "xgboost": "XGBoost", "catboost": "CatBoost", "mlp": "MLP"}
+check_registry("workbench.models.classifiers.CLASSIFIERS", CLASSIFIERS, CLASSIFIER_NAMES)
+#: Display labels (:data:`workbench.names.CLASSIFIER_LABELS`).
+LABELS = CLASSIFIER_LABELS
 
 
 def make_classifier(name: str, *, seed: int = 42):
@@ -141,10 +129,6 @@ def make_classifier(name: str, *, seed: int = 42):
 
 def make_pipeline(name: str, *, seed: int = 42):
     """Median imputation → z-score → the classifier ``name`` (a scikit-learn Pipeline)."""
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
-
     return Pipeline([("impute", SimpleImputer(strategy="median", keep_empty_features=True)),
                      ("scale", StandardScaler()),
                      ("classifier", make_classifier(name, seed=seed))])

@@ -9,45 +9,15 @@ blocks' signatures and the raw ``clin__`` columns. Selection therefore runs once
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
-from workbench.config import ALL_NETWORKS
+# The registry itself is pure data in workbench.names (one copy, shared with the report and
+# the dashboard); this module keeps the behaviour: columns of a block, the clinical matrix.
+from workbench.names import BLOCK_PREFIXES, CLINICAL_PREFIX, FEATURE_SETS, FeatureSet
 
-BLOCK_PREFIXES: dict[str, str] = {
-    "radiomics": "rad__",
-    "kinetic": "kin__",
-    **{net: f"dl_{net}__" for net in ALL_NETWORKS},
-}
-CLINICAL_PREFIX = "clin__"
-
-
-@dataclass(frozen=True)
-class FeatureSet:
-    """A named feature set: the blocks it fuses and whether clinical columns join them."""
-
-    name: str
-    blocks: tuple[str, ...]
-    clinical: bool
-
-    @property
-    def signature_columns(self) -> list[str]:
-        return [f"sig__{b}" for b in self.blocks]
-
-
-_DEEP = tuple(ALL_NETWORKS)
-FEATURE_SETS: dict[str, FeatureSet] = {fs.name: fs for fs in [
-    FeatureSet("clinical", (), True),
-    FeatureSet("radiomics", ("radiomics",), False),
-    FeatureSet("kinetic", ("kinetic",), False),
-    *[FeatureSet(net, (net,), False) for net in _DEEP],
-    FeatureSet("deep", _DEEP, False),
-    FeatureSet("fusion", ("radiomics", *_DEEP), False),
-    FeatureSet("fusion_clinical", ("radiomics", *_DEEP), True),
-    FeatureSet("fusion_clinical_kinetic", ("radiomics", *_DEEP, "kinetic"), True),
-]}
+__all__ = ["BLOCK_PREFIXES", "CLINICAL_PREFIX", "FEATURE_SETS", "FeatureSet",
+           "available_blocks", "block_columns", "clinical_matrix"]
 
 
 def block_columns(columns: pd.Index | list[str], block: str) -> list[str]:

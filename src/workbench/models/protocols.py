@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.model_selection import StratifiedKFold
 
 from workbench.errors import WorkbenchError
 from workbench.models.feature_sets import (
@@ -31,13 +33,14 @@ from workbench.models.feature_sets import (
     FeatureSet,
     block_columns,
 )
+from workbench.models.fusion import assemble
+from workbench.models.split import stratified_split
+from workbench.names import LEAKAGE_WARNING, PROTOCOL_NAMES
+from workbench.selection import lasso_cv_trace, selection_trace
 
 log = logging.getLogger(__name__)
 
-PROTOCOLS = ("honest", "paper")
-LEAKAGE_WARNING = ("PAPER PROTOCOL: features and signatures were selected on the whole "
-                   "cohort, test patients included; test metrics are optimistically biased "
-                   "(label leakage).")
+PROTOCOLS = PROTOCOL_NAMES  # names and warning: one copy, in workbench.names
 
 #: ``factory(block, seed) -> estimator`` mapping a block's columns to one ``sig__<block>``
 SelectorFactory = Callable[[str, int], object]
@@ -203,11 +206,6 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
     selector, make_clf
         Factories for block selection pipelines and classifier pipelines.
     """
-    from joblib import Parallel, delayed
-    from sklearn.model_selection import StratifiedKFold
-
-    from workbench.models.split import stratified_split
-
     if protocol not in PROTOCOLS:
         raise ModellingError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}",
                              step="model")
@@ -285,8 +283,6 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
         predictions += preds
         skipped += [{**d, "repeat": r, "fold": k} for d in skip]
         if r == -1:
-            from workbench.models.fusion import assemble
-
             clfs, designs = models
             final_designs = designs
             final_models = {
@@ -324,8 +320,6 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
 
 def _trace(fitted: dict, repeat: int, fold: int, *, lasso_cv: bool = False) -> pd.DataFrame:
     """Selection trace (or, with ``lasso_cv``, the LASSO CV curves) of every fitted block."""
-    from workbench.selection import lasso_cv_trace, selection_trace
-
     frames = []
     for block, est in fitted.items():
         try:

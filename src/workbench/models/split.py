@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+from sklearn.model_selection import train_test_split
 
 from workbench.errors import CohortError
 
@@ -30,8 +31,6 @@ def stratified_split(patient_ids: pd.Series, labels: pd.Series, *, test_size: fl
     CohortError
         When a class has fewer than 2 patients (no stratified split exists).
     """
-    from sklearn.model_selection import train_test_split
-
     ids = pd.Series(patient_ids).astype(str).reset_index(drop=True)
     y = pd.Series(labels).reset_index(drop=True)
     if y.isna().any():

@@ -6,12 +6,15 @@ or layout: render with ``hv.render(obj, backend="bokeh")``, show in a notebook o
 dashboard, or embed in the HTML report. Figures with ``paper`` protocol numbers carry
 :data:`PAPER_TITLE_WARNING` in their title; figures built on deep features carry the weights
 label passed as ``weights_label``. :mod:`workbench.plots.images` draws the images themselves
-(tumour slices, CNN input crops) from the paths the run directory records.
+(tumour slices, CNN input crops) from arrays the caller read (:mod:`workbench.imaging.slices`).
+Nothing here reads a file or imports the feature or model code.
 """
 
 from workbench.plots._common import (
+    PALETTE,
     PAPER_TITLE_WARNING,
     PlotInputError,
+    eval_predictions,
     figure_title,
     model_name,
     uses_deep,
@@ -38,9 +41,9 @@ from workbench.plots.signatures import (
 from workbench.plots.utility import decision_curves
 
 __all__ = [
-    "FUNNEL_STEPS", "PAPER_TITLE_WARNING", "PlotInputError", "auc_heatmap", "beeswarm_offsets",
-    "calibration_curve", "confusion_matrix_plot", "crop_strips", "decision_curves",
-    "figure_title",
+    "FUNNEL_STEPS", "PALETTE", "PAPER_TITLE_WARNING", "PlotInputError", "auc_heatmap",
+    "beeswarm_offsets", "calibration_curve", "confusion_matrix_plot", "crop_strips",
+    "decision_curves", "eval_predictions", "figure_title",
     "funnel_counts", "lasso_coefficients", "lasso_cv_curve", "model_name", "null_audit_histogram",
     "roc_curves", "roc_label", "selection_funnel", "shap_beeswarm", "shap_importance",
     "signature_boxplots", "tumour_slice", "univariate_pvalues", "uses_deep",

@@ -1,7 +1,7 @@
 """Shared helpers of the plot functions: titles that carry warnings, model names, filters.
 
 Every figure showing ``paper`` protocol numbers carries :data:`PAPER_TITLE_WARNING` in its
-title (the full :data:`~workbench.models.protocols.LEAKAGE_WARNING` goes in report captions);
+title (the full :data:`~workbench.names.LEAKAGE_WARNING` goes in report captions);
 every figure built on deep features carries the weights label it is given.
 """
 
@@ -14,6 +14,7 @@ import holoviews as hv
 import pandas as pd
 
 from workbench.errors import WorkbenchError
+from workbench.names import FEATURE_SETS, NETWORK_NAMES
 
 hv.renderer("bokeh")  # loads the bokeh backend, so its options (tools, cmap...) validate
 
@@ -33,20 +34,15 @@ class PlotInputError(WorkbenchError, ValueError):
 
 def deep_feature_sets() -> frozenset[str]:
     """Names of the feature sets that use deep (CNN) features."""
-    from workbench.config import ALL_NETWORKS
-    from workbench.models.feature_sets import FEATURE_SETS
-
-    nets = set(ALL_NETWORKS)
+    nets = set(NETWORK_NAMES)
     return frozenset(name for name, fs in FEATURE_SETS.items() if nets & set(fs.blocks))
 
 
 def uses_deep(feature_sets: str | Iterable[str]) -> bool:
     """Whether any of ``feature_sets`` (or blocks, e.g. ``"resnet50"``) is built on deep
     features."""
-    from workbench.config import ALL_NETWORKS
-
     names = [feature_sets] if isinstance(feature_sets, str) else list(feature_sets)
-    deep = deep_feature_sets() | set(ALL_NETWORKS)
+    deep = deep_feature_sets() | set(NETWORK_NAMES)
     return any(str(n) in deep for n in names)
 
 

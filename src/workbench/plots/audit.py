@@ -6,7 +6,13 @@ import holoviews as hv
 import numpy as np
 import pandas as pd
 
-from workbench.plots._common import PALETTE, figure_title, require_columns, select_rows
+from workbench.plots._common import (
+    PALETTE,
+    figure_title,
+    require_columns,
+    select_rows,
+    uses_deep,
+)
 
 __all__ = ["null_audit_histogram"]
 
@@ -27,8 +33,6 @@ def null_audit_histogram(audit: pd.DataFrame, *, split: str = "test",
     weights_label
         Shown when the audited feature set uses deep features.
     """
-    from workbench.plots._common import uses_deep
-
     require_columns(audit, ["protocol", "split", "auc"], what="null-audit table",
                     step="null audit plot")
     rows = select_rows(audit, what="null-audit", step="null audit plot", split=split)

@@ -13,7 +13,11 @@ from collections.abc import Sequence
 import holoviews as hv
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_curve
 
+from workbench.evaluation.calibration import brier_score, reliability_curve
+from workbench.evaluation.delong import delong_auc_ci
+from workbench.evaluation.metrics import confusion_frame
 from workbench.plots._common import (
     PALETTE,
     PlotInputError,
@@ -66,10 +70,6 @@ def roc_curves(predictions: pd.DataFrame, *, protocol: str = "honest", split: st
         One curve per model, legend ``"<feature set> / <classifier>: AUC 0.xx (lo–hi)"``,
         plus the chance diagonal.
     """
-    from sklearn.metrics import roc_curve
-
-    from workbench.evaluation.delong import delong_auc_ci
-
     part = eval_predictions(predictions, protocol, split)
     keys = model_keys(part, models)
     curves = []
@@ -113,8 +113,6 @@ def calibration_curve(predictions: pd.DataFrame, *, protocol: str = "honest",
     weights_label
         Shown in the title when ``feature_set`` uses deep features.
     """
-    from workbench.evaluation.calibration import brier_score, reliability_curve
-
     part = eval_predictions(predictions, protocol, split)
     group = select_rows(part, what="prediction", step="calibration plot",
                         feature_set=feature_set, classifier=classifier)
@@ -190,8 +188,6 @@ def confusion_matrix_plot(predictions: pd.DataFrame, *, protocol: str = "honest"
                           threshold: float = 0.5,
                           weights_label: str | None = None) -> hv.Overlay:
     """Confusion matrix of one model at ``threshold`` (``p >= threshold`` predicts pCR)."""
-    from workbench.evaluation.metrics import confusion_frame
-
     part = eval_predictions(predictions, protocol, split)
     group = select_rows(part, what="prediction", step="confusion matrix",
                         feature_set=feature_set, classifier=classifier)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import holoviews as hv
 import numpy as np
 import pandas as pd
+from scipy.stats import mannwhitneyu
 
 from workbench.plots._common import (
     PALETTE,
@@ -198,8 +199,6 @@ def signature_boxplots(signatures: pd.DataFrame, labels: pd.Series | None = None
     weights_label
         Shown on the panels of deep-feature blocks.
     """
-    from scipy.stats import mannwhitneyu
-
     rows = _signature_rows(signatures, protocol, split).copy()
     if labels is not None:
         lab = pd.Series(labels)

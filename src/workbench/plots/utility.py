@@ -8,6 +8,7 @@ import holoviews as hv
 import numpy as np
 import pandas as pd
 
+from workbench.evaluation.decision_curve import decision_curve
 from workbench.plots._common import (
     PALETTE,
     PlotInputError,
@@ -48,8 +49,6 @@ def decision_curves(predictions: pd.DataFrame, *, protocol: str = "honest",
         One curve per model, *treat all* (dashed), *treat none* (dotted), the threshold
         marker.
     """
-    from workbench.evaluation.decision_curve import decision_curve
-
     part = eval_predictions(predictions, protocol, split)
     keys = model_keys(part, models)
     names = {k: model_name(*k) for k in keys}

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import pandas as pd
 
-from workbench.config import ALL_NETWORKS
+from workbench.evaluation.display import format_ci
+from workbench.names import BLOCK_PREFIXES, CLASSIFIER_LABELS, NETWORK_NAMES
+from workbench.plots.signatures import FUNNEL_STEPS, funnel_counts
 
 __all__ = ["ABLATION_SETS", "TABLE2_METRICS", "ablation_table", "classifier_label",
            "feature_inventory", "format_ci", "funnel_table", "table2"]
@@ -27,24 +28,13 @@ TABLE2_METRICS: dict[str, str] = {
     "specificity": "Specificity", "precision": "Precision", "f1": "F1",
 }
 #: Feature sets of the ablation table (Table S2), in row order, when present.
-ABLATION_SETS: tuple[str, ...] = ("radiomics", *ALL_NETWORKS, "deep", "fusion",
+ABLATION_SETS: tuple[str, ...] = ("radiomics", *NETWORK_NAMES, "deep", "fusion",
                                   "fusion_clinical", "fusion_clinical_kinetic")
-
-
-def format_ci(value: float, lo: float, hi: float, digits: int = 2) -> str:
-    """``"0.72 (0.55–0.88)"``; ``"n/a"`` for a missing value, no interval when absent."""
-    if value is None or not np.isfinite(value):
-        return "n/a"
-    if lo is None or hi is None or not (np.isfinite(lo) and np.isfinite(hi)):
-        return f"{value:.{digits}f}"
-    return f"{value:.{digits}f} ({lo:.{digits}f}–{hi:.{digits}f})"
 
 
 def classifier_label(name: str) -> str:
     """Display name of a classifier (``"lr"`` → ``"Logistic regression"``)."""
-    from workbench.models.classifiers import LABELS
-
-    return LABELS.get(str(name), str(name))
+    return CLASSIFIER_LABELS.get(str(name), str(name))
 
 
 def _rows(metrics: pd.DataFrame, protocol: str, split: str) -> pd.DataFrame:
@@ -103,8 +93,6 @@ def ablation_table(metrics: pd.DataFrame, protocol: str, split: str = "test",
 
 def funnel_table(selection: pd.DataFrame, protocol: str) -> pd.DataFrame:
     """Block × step counts of :func:`workbench.plots.funnel_counts` (final fit), wide."""
-    from workbench.plots.signatures import FUNNEL_STEPS, funnel_counts
-
     counts = funnel_counts(selection, protocol=protocol)
     wide = counts.pivot(index="block", columns="step", values="features")
     wide = wide.reindex(columns=list(FUNNEL_STEPS)).reindex(counts["block"].unique())
@@ -117,8 +105,6 @@ def _column_group(column: str) -> tuple[str, str, str, str]:
     """``(block, phase, image type, class)`` of a feature column; ``""`` where not relevant.
 
     Radiomics columns are ``rad__<phase>__<imagetype>_<class>_<feature>``."""
-    from workbench.models.feature_sets import BLOCK_PREFIXES
-
     for block, prefix in BLOCK_PREFIXES.items():
         if column.startswith(prefix):
             if block != "radiomics":

@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from test_deep_input import _volume, write_patient
+from test_deep_crops import _volume, write_patient
 
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.features import deep
@@ -22,21 +22,25 @@ from workbench.features.deep import (
     build_network,
     embed,
     extract_deep,
+    finetune,
     resolve_weights,
     weights_label,
 )
-from workbench.provenance import sha256_file
+from workbench.features.deep import extract as deep_extract
+from workbench.features.deep import weights as deep_weights
+from workbench.hashing import sha256_file
 
 SMALL = {"image_size": 32, "progress": False, "download": False}
 # Keras/TF internals call np.array(tensor, copy=False): noise from the libraries, not ours.
-pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+pytestmark = [pytest.mark.tf,
+              pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")]
 
 
 @pytest.fixture(autouse=True)
 def offline_keras_cache(tmp_path, monkeypatch):
     """An empty Keras cache and no downloads, whatever the machine has."""
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
-    monkeypatch.setattr(deep, "_download_weights", lambda net: None)
+    monkeypatch.setattr(deep_weights, "_download_weights", lambda net: None)
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +202,7 @@ def test_cache_resume_errors_and_provenance(table, tmp_path, monkeypatch):
     assert "empty" in first.errors.set_index("patient_id").loc["P2", "message"]
     assert (store / "crops" / "P0.png").is_file()
 
-    monkeypatch.setattr(deep, "build_network", lambda *a, **k: pytest.fail("rebuilt"))
+    monkeypatch.setattr(deep_extract, "build_network", lambda *a, **k: pytest.fail("rebuilt"))
     again = extract_deep(table.head(1), store, networks=["efficientnetb0"], weights="random",
                          **SMALL)
     assert again.n_cached == 1 and again.n_computed == 0
@@ -270,17 +274,15 @@ def _tiny_backbone(seed=0):
 
 
 def test_fine_tune_backbone_trains_a_head_and_records_the_curve():
-    from workbench.features.finetune import FineTuneSettings, fine_tune_backbone
-
     rng = np.random.default_rng(0)
     labels = np.array([0, 1] * 4)
     images = rng.random((8, 16, 16, 3)).astype(np.float32) * 0.5 + labels[:, None, None,
                                                                           None] * 0.5
     backbone = _tiny_backbone()
     before = [w.copy() for w in backbone.get_weights()]
-    history = fine_tune_backbone(backbone, images, labels, [f"P{i}" for i in range(8)],
-                                 settings=FineTuneSettings(epochs=2, batch_size=4,
-                                                           val_fraction=0.25))
+    settings = finetune.FineTuneSettings(epochs=2, batch_size=4, val_fraction=0.25)
+    history = finetune.fine_tune_backbone(backbone, images, labels,
+                                          [f"P{i}" for i in range(8)], settings=settings)
     assert list(history.columns) == ["epoch", "loss", "auc", "val_loss", "val_auc"]
     assert len(history) == 2 and history.attrs == {"n_fit": 6, "n_val": 2}
     assert any(not np.array_equal(a, b) for a, b in zip(before, backbone.get_weights(),
@@ -288,12 +290,10 @@ def test_fine_tune_backbone_trains_a_head_and_records_the_curve():
 
 
 def test_fine_tuner_refuses_test_patients_and_missing_labels(tmp_path):
-    from workbench.features.finetune import FineTuner
-
     with pytest.raises(WorkbenchError, match=r"test patients \['B'\]"):
-        FineTuner(tmp_path, {"A": 0, "B": 1}, ["A", "B"], test_ids=["B", "C"])
+        finetune.FineTuner(tmp_path, {"A": 0, "B": 1}, ["A", "B"], test_ids=["B", "C"])
     with pytest.raises(ConfigError, match="no 0/1 pCR label"):
-        FineTuner(tmp_path, {"A": 0}, ["A", "B"])
+        finetune.FineTuner(tmp_path, {"A": 0}, ["A", "B"])
     with pytest.raises(ConfigError, match="needs labels and train_ids"):
         extract_deep(pd.DataFrame({"patient_id": ["A"]}), tmp_path, networks=["resnet50"],
                      weights="random", fine_tune=True, **SMALL)
@@ -302,8 +302,6 @@ def test_fine_tuner_refuses_test_patients_and_missing_labels(tmp_path):
 @pytest.mark.slow
 def test_fine_tuned_features_use_the_training_split_only(tmp_path, monkeypatch):
     """EfficientNetB0 at 32 px, 10 tiny patients (8 train, 2 test), 2 epochs."""
-    from workbench.features import finetune
-
     rows, labels = [], {}
     for i in range(10):
         mask = np.zeros((4, 24, 24), np.uint8)

@@ -6,15 +6,14 @@ import numpy as np
 import pytest
 
 from workbench.errors import ConfigError, WorkbenchError
-from workbench.features.deep_input import (
+from workbench.features.deep.crops import (
     CropSettings,
-    axial_axis,
     load_patient_crop,
     patient_crop,
     save_crop_png,
-    select_slice,
     square_box,
 )
+from workbench.imaging.slices import axial_axis, select_slice
 
 PHASES = ("pre", "early", "late")
 

@@ -20,7 +20,10 @@ import panel as pn
 import param
 
 from workbench.app.state import DashboardState
-from workbench.models.protocols import LEAKAGE_WARNING
+from workbench.app.store import EVALUATIONS
+from workbench.evaluation.display import format_ci
+from workbench.names import LEAKAGE_WARNING
+from workbench.plots import uses_deep
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +77,6 @@ def fmt(value: float, digits: int = 2) -> str:
 
 def fmt_ci(value: float, lo: float, hi: float, digits: int = 2) -> str:
     """``"0.72 (0.55–0.88)"``, the interval left out when undefined."""
-    from workbench.report.tables import format_ci
-
     return format_ci(value, lo, hi, digits)
 
 
@@ -110,9 +111,6 @@ def banner_html(state: DashboardState, *, deep: bool | None = None, what: str = 
     """The line every tab opens with: which protocol and predictions the numbers come from,
     the leakage warning under the paper protocol, and the weights label when deep features
     with random weights are drawn."""
-    from workbench.app.store import EVALUATIONS
-    from workbench.plots import uses_deep
-
     evaluation = next((k for k, v in EVALUATIONS.items() if v == state.evaluation),
                       state.evaluation)
     parts = [f'<div class="wb-protocol">{e(what + " — " if what else "")}'
@@ -175,6 +173,4 @@ class View(param.Parameterized):
 
 def deep_any(names: Iterable[str]) -> bool:
     """Whether any feature set / block in ``names`` uses deep features."""
-    from workbench.plots import uses_deep
-
     return uses_deep([str(n) for n in names])

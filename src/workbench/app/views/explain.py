@@ -6,6 +6,7 @@ import pandas as pd
 import param
 
 from workbench.app.views._common import HTML, View, deep_any, e, note_html, safe_figure, safe_html
+from workbench.plots import shap_beeswarm, shap_importance
 
 __all__ = ["ExplainView"]
 
@@ -69,8 +70,6 @@ class ExplainView(View):
     @safe_figure
     def beeswarm(self):
         """SHAP beeswarm of the explained model."""
-        from workbench.plots import shap_beeswarm
-
         model = self.model()
         if model is None:
             return HTML(note_html("No SHAP beeswarm: see the note above."))
@@ -82,8 +81,6 @@ class ExplainView(View):
     @safe_figure
     def importance(self):
         """Mean |SHAP| bars of the explained model."""
-        from workbench.plots import shap_importance
-
         model = self.model()
         if model is None:
             return HTML(note_html("No SHAP importance: see the note above."))

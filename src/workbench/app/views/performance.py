@@ -20,6 +20,7 @@ from workbench.app.views._common import (
     safe_html,
 )
 from workbench.app.views._toggle import ModelFigure, SwapFigure
+from workbench.plots import PALETTE, auc_heatmap, figure_title, roc_label
 
 __all__ = ["PerformanceView"]
 
@@ -47,9 +48,6 @@ class PerformanceView(View):
 
     def _roc_overlay(self, protocol: str, split: str) -> hv.Overlay:
         """ROC curves of every model of ``protocol`` / ``split`` (cached in the store)."""
-        from workbench.plots import roc_label
-        from workbench.plots._common import PALETTE
-
         curves = []
         for i, (fs, clf) in enumerate(self.store.models(protocol, split)):
             ev = self.store.model(protocol, split, fs, clf)
@@ -65,8 +63,6 @@ class PerformanceView(View):
                             height=520, xlim=(-0.01, 1.01), ylim=(-0.01, 1.01)))
 
     def _roc_title(self) -> str:
-        from workbench.plots import figure_title
-
         s = self.state
         models = s.models
         ev = self.store.model(s.protocol, s.evaluation, *models[0]) if models else None
@@ -137,8 +133,6 @@ class PerformanceView(View):
         """AUC of every classifier × feature set of the run (not only the drawn ones), as a
         Bokeh pane rendered once per session; the protocol and evaluation swap its data in
         place (:meth:`_sync_heatmap`)."""
-        from workbench.plots import auc_heatmap
-
         if self._heatmap is None:  # rendered once per session
             def build(key: tuple[str, str]):
                 return self.store.figure("auc_heatmap", lambda: auc_heatmap(

@@ -14,7 +14,8 @@ from workbench.app.views._common import (
     safe_figure,
     safe_html,
 )
-from workbench.models.protocols import LEAKAGE_WARNING
+from workbench.names import LEAKAGE_WARNING
+from workbench.plots import null_audit_histogram
 
 __all__ = ["AuditView", "CohortView"]
 
@@ -69,8 +70,6 @@ class AuditView(View):
     @safe_figure
     def audit_histogram(self):
         """Null-audit histograms, honest vs paper, chance marked."""
-        from workbench.plots import null_audit_histogram
-
         run = self.store.run
         if run.missing("audit") is not None:
             return HTML("")

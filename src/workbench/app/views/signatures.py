@@ -7,6 +7,14 @@ import panel as pn
 import param
 
 from workbench.app.views._common import HTML, View, deep_any, note_html, safe_figure
+from workbench.names import FEATURE_SETS
+from workbench.plots import (
+    lasso_coefficients,
+    lasso_cv_curve,
+    selection_funnel,
+    signature_boxplots,
+    univariate_pvalues,
+)
 
 __all__ = ["SignaturesView", "blocks_of"]
 
@@ -16,8 +24,6 @@ _DEPS = ("state.protocol", "state.feature_sets")
 def blocks_of(feature_sets: list[str], available: list[str]) -> list[str]:
     """Selection blocks (``radiomics``, ``resnet50``, ...) used by ``feature_sets``, among
     ``available``, in ``available`` order."""
-    from workbench.models.feature_sets import FEATURE_SETS
-
     wanted: set[str] = set()
     for fs in feature_sets:
         spec = FEATURE_SETS.get(fs)
@@ -42,8 +48,6 @@ class SignaturesView(View):
     @safe_figure
     def boxplots(self):
         """Signature values of pCR vs non-pCR patients (Mann-Whitney p per block)."""
-        from workbench.plots import signature_boxplots
-
         s, blocks = self.state, tuple(self._blocks())
         if not blocks:
             return HTML(note_html("The drawn feature sets have no selected signature "
@@ -61,19 +65,17 @@ class SignaturesView(View):
     def lasso(self) -> pn.Column:
         """Per block: the LASSO's non-zero coefficients and, when the run recorded it, the
         cross-validation curve that chose its penalty."""
-        from workbench import plots
-
         s, run = self.state, self.store.run
-        have_cv = hasattr(plots, "lasso_cv_curve") and _has(run, "lasso_cv")
+        have_cv = run.has("lasso_cv")
         items = []
         for block in self._blocks():
             items.append(self._figure("lasso_coefficients", block, lambda b=block:
-                                      plots.lasso_coefficients(
+                                      lasso_coefficients(
                                           run.selection, protocol=s.protocol, block=b,
                                           weights_label=self.weights)))
             if have_cv:
                 items.append(self._figure("lasso_cv", block, lambda b=block:
-                                          plots.lasso_cv_curve(
+                                          lasso_cv_curve(
                                               run.lasso_cv, protocol=s.protocol, block=b,
                                               weights_label=self.weights)))
         if not have_cv:
@@ -87,8 +89,6 @@ class SignaturesView(View):
     @safe_figure
     def univariate(self) -> pn.Column:
         """Per block: −log10 p of the univariate filter, α line."""
-        from workbench.plots import univariate_pvalues
-
         s, run = self.state, self.store.run
         items = [self._figure("univariate", b, lambda b=b: univariate_pvalues(
             run.selection, protocol=s.protocol, block=b, weights_label=self.weights))
@@ -100,8 +100,6 @@ class SignaturesView(View):
     @safe_figure
     def funnel(self):
         """Features extracted → kept by variance → univariate → LASSO, every block."""
-        from workbench.plots import selection_funnel
-
         s = self.state
         return self.store.figure("funnel", lambda: selection_funnel(
             self.store.run.selection, protocol=s.protocol, weights_label=self.weights),
@@ -115,9 +113,3 @@ class SignaturesView(View):
         except Exception as exc:  # e.g. a block whose LASSO kept nothing
             return HTML(note_html(f"{name.replace('_', ' ')}, block {block}: "
                                           f"{exc}"))
-
-
-def _has(run, name: str) -> bool:
-    from workbench.report.data import RUN_FILES
-
-    return name in RUN_FILES and run.has(name)

@@ -8,6 +8,7 @@ import param
 
 from workbench.app.views._common import View, fmt, html_table, note_html, safe_figure, safe_html
 from workbench.app.views._toggle import ModelFigure
+from workbench.plots import calibration_curve, decision_curves
 
 __all__ = ["UtilityView"]
 
@@ -34,8 +35,6 @@ class UtilityView(View):
         curves in place and moving the threshold moves the marker — neither redraws the
         figure.
         """
-        from workbench.plots import decision_curves
-
         if self._curves is None:  # this session's figure
             store, parts = self.store, {}
             for key in [(p, s) for p in store.protocols for s in store.splits]:
@@ -73,8 +72,6 @@ class UtilityView(View):
     @safe_figure
     def calibration(self) -> hv.Overlay:
         """Reliability curve of the reference model (Wilson intervals per bin)."""
-        from workbench.plots import calibration_curve
-
         s = self.state
         ref = s.reference_model
         if ref is None:

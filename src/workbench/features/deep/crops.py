@@ -2,10 +2,11 @@
 
 Pure numpy / SciPy / SimpleITK functions, composed in order by :func:`patient_crop`:
 
-1. **Slice** (:func:`select_slice`): the axial slice with the largest tumour cross-section.
-   "Axial" is the array axis most aligned with the patient's superior-inferior axis, read from
-   the image direction (:func:`axial_axis`), so a sagittal acquisition resampled to 1 mm still
-   gives axial slices. Ties go to the more central slice: the one nearest the middle of the
+1. **Slice** (:func:`~workbench.imaging.slices.select_slice`): the axial slice with the
+   largest tumour cross-section. "Axial" is the array axis most aligned with the patient's
+   superior-inferior axis, read from the image direction
+   (:func:`~workbench.imaging.slices.axial_axis`), so a sagittal acquisition resampled to 1 mm
+   still gives axial slices. Ties go to the more central slice: the one nearest the middle of the
    tumour's extent along that axis (a second tie goes to the lower index).
 2. **Components**: a mask with several disconnected 3-D components (face connectivity) is
    reduced to its *largest component by volume* (``components="largest"``, default: the index
@@ -38,7 +39,8 @@ The ImageNet networks were trained on differently normalised inputs: ResNet50 ``
 mean/std per channel), InceptionV3 and InceptionResNetV2 ``tf`` (scaled to [-1, 1]),
 EfficientNet raw 0-255 (rescaling and normalisation are layers inside the model). The stage
 therefore always maps the [0, 1] crop to [0, 255] and then applies the network's own
-``keras.applications.<module>.preprocess_input`` (see :mod:`workbench.features.deep`).
+``keras.applications.<module>.preprocess_input`` (see
+:mod:`workbench.features.deep.networks`).
 """
 
 from __future__ import annotations
@@ -51,9 +53,14 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
+from PIL import Image
+from scipy import ndimage
 
 from workbench.errors import ConfigError
 from workbench.features.extract import FeatureError
+from workbench.imaging.io import read_image
+from workbench.imaging.slices import SliceChoice, axial_axis, select_slice
 
 log = logging.getLogger(__name__)
 
@@ -116,20 +123,6 @@ class CropSettings:
         return dataclasses.asdict(self)
 
 
-@dataclasses.dataclass(frozen=True)
-class SliceChoice:
-    """Which slice was used: ``index`` along ``axis``, tumour ``area`` in pixels, the 3-D
-    ``roi`` kept (boolean, mask shape), component counts and an optional warning."""
-
-    axis: int
-    index: int
-    area: int
-    roi: np.ndarray
-    n_components: int
-    kept_voxels: int
-    warning: str | None = None
-
-
 @dataclasses.dataclass
 class PatientCrop:
     """The CNN inputs of one patient.
@@ -157,49 +150,6 @@ class PatientCrop:
 
 
 # --------------------------------------------------------------------------- geometry
-def axial_axis(direction: Sequence[float]) -> int:
-    """Numpy axis (of a SimpleITK ``GetArrayFromImage`` array, ordered z, y, x) most aligned
-    with the patient's superior-inferior axis, from the row-major 3x3 direction matrix."""
-    d = np.asarray(direction, dtype=float).reshape(3, 3)
-    index_axis = int(np.argmax(np.abs(d[2, :])))  # column j = direction of index axis j
-    return 2 - index_axis
-
-
-def select_slice(mask: np.ndarray, axis: int = 0, *, components: str = "largest",
-                 patient: str | None = None) -> SliceChoice:
-    """The slice with the largest tumour cross-section (see module docstring for the rules).
-
-    Raises
-    ------
-    FeatureError
-        If the mask is empty.
-    """
-    from scipy import ndimage
-
-    roi = np.asarray(mask) > 0
-    if not roi.any():
-        raise FeatureError("tumour mask is empty; no slice to crop", patient=patient, step=STEP)
-    labels, n = ndimage.label(roi)
-    warning = None
-    if n > 1:
-        sizes = np.bincount(labels.ravel())[1:]
-        if components == "largest":
-            keep = int(np.argmax(sizes)) + 1
-            roi = labels == keep
-            warning = (f"{n} components, used the largest ({int(sizes[keep - 1])} voxels); "
-                       f"{int(sizes.sum() - sizes[keep - 1])} voxels in the others ignored")
-        else:
-            warning = f"{n} components, used the largest cross-section of all of them"
-    other = tuple(a for a in range(roi.ndim) if a != axis)
-    areas = roi.sum(axis=other)
-    present = np.flatnonzero(areas)
-    centre = (present[0] + present[-1]) / 2.0
-    best = np.flatnonzero(areas == areas.max())
-    index = int(best[np.argmin(np.abs(best - centre))])  # argmin keeps the lower on a tie
-    return SliceChoice(axis=axis, index=index, area=int(areas[index]), roi=roi, n_components=n,
-                       kept_voxels=int(roi.sum()), warning=warning)
-
-
 def square_box(roi2d: np.ndarray, spacing2d: Sequence[float],
                margin: float) -> tuple[np.ndarray, float]:
     """Centre (index units, rows/cols) and side (mm) of the square box around ``roi2d``.
@@ -222,8 +172,6 @@ def crop_square(slice2d: np.ndarray, spacing2d: Sequence[float], centre: np.ndar
     Pixel ``i`` of the output samples the physical offset ``(i + 0.5) / size * side - side / 2``
     from the centre; outside the image the value follows ``pad``.
     """
-    from scipy import ndimage
-
     offsets = (np.arange(size) + 0.5) / size * side_mm - side_mm / 2.0
     sp = np.asarray(spacing2d, dtype=float)
     rr = centre[0] + offsets / sp[0]
@@ -258,12 +206,14 @@ def patient_crop(images: Mapping[str, np.ndarray], mask: np.ndarray,
     settings
         See :class:`CropSettings`.
     axis
-        Array axis of the axial slices (:func:`axial_axis`).
+        Array axis of the axial slices (:func:`~workbench.imaging.slices.axial_axis`).
 
     Raises
     ------
     FeatureError
-        A phase is missing, shapes differ, or the mask is empty.
+        A phase is missing or shapes differ.
+    ImageError
+        The mask is empty.
     """
     missing = [p for p in settings.phases if p not in images or images[p] is None]
     if missing:
@@ -275,7 +225,8 @@ def patient_crop(images: Mapping[str, np.ndarray], mask: np.ndarray,
         if np.shape(images[p]) != shape:
             raise FeatureError(f"phase '{p}' has shape {np.shape(images[p])}, the mask "
                                f"{shape}: they must share one grid", patient=patient, step=STEP)
-    choice = select_slice(mask, axis, components=settings.components, patient=patient)
+    choice = select_slice(mask, axis, components=settings.components, patient=patient,
+                          step=STEP)
     in_plane = [a for a in range(3) if a != axis]
     spacing2d = [float(spacing_zyx[a]) for a in in_plane]
     roi2d = np.take(choice.roi, choice.index, axis=axis)
@@ -316,12 +267,8 @@ def load_patient_crop(paths: Mapping[str, str], mask_path: str,
     ------
     WorkbenchError
         Unreadable file (:class:`~workbench.errors.ImageError`), a missing phase, a grid
-        mismatch or an empty mask (:class:`~workbench.features.extract.FeatureError`).
+        mismatch (:class:`~workbench.features.extract.FeatureError`) or an empty mask.
     """
-    import SimpleITK as sitk
-
-    from workbench.imaging.io import read_image
-
     missing = [p for p in settings.phases if not paths.get(p)]
     if missing:
         raise FeatureError(f"phase(s) {missing} missing: channels={settings.channels!r} needs "
@@ -345,9 +292,6 @@ def load_patient_crop(paths: Mapping[str, str], mask_path: str,
 def save_crop_png(crop: PatientCrop, path: str | Path) -> Path:
     """Write a QC strip atomically: the RGB composite (``"phases"`` mode) then each phase in
     grey with the tumour outline in red; panels separated by 2 white pixels."""
-    from PIL import Image
-    from scipy import ndimage
-
     edge = crop.mask_crop & ~ndimage.binary_erosion(crop.mask_crop)
     panels = []
     if crop.images.shape[0] == 1:  # "phases": the composite the CNN sees
@@ -368,3 +312,8 @@ def save_crop_png(crop: PatientCrop, path: str | Path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+__all__ = ["CropSettings", "PatientCrop", "SliceChoice", "axial_axis", "crop_square",
+           "load_patient_crop", "minmax01", "patient_crop", "save_crop_png", "select_slice",
+           "square_box"]

@@ -28,10 +28,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.model_selection import train_test_split
 
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.features.store import atomic_write_text, make_key
-from workbench.provenance import sha256_file
+from workbench.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +84,6 @@ class FineTuneSettings:
 def validation_split(groups: np.ndarray, labels: np.ndarray, fraction: float,
                      seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Boolean (fit, validation) masks over images: patients split, stratified by label."""
-    from sklearn.model_selection import train_test_split
-
     per_patient = pd.Series(labels, index=groups).groupby(level=0).first()
     counts = per_patient.value_counts()
     if len(counts) < 2 or counts.min() < 2:
