@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from workbench.cohort.manifest import load_manifest
+    from workbench.cohort.loaders.manifest import load_manifest
     from workbench.features.deep import (
         NETWORK_NAMES,
         build_network,
@@ -61,8 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         preprocess_function,
         resolve_weights,
     )
-    from workbench.features.deep_input import CropSettings, load_patient_crop
-    from workbench.imaging.pipeline import preprocess_cohort
+    from workbench.features.deep.crops import CropSettings, load_patient_crop
+    from workbench.pipeline.preprocess import preprocess_cohort
 
     networks = args.networks or list(NETWORK_NAMES)
     manifest = Path(args.cohort)

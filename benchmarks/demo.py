@@ -4,7 +4,7 @@ Usage::
 
     python benchmarks/demo.py [--config configs/demo.yaml] [--work /tmp/demo_bench] [--keep]
 
-Runs ``workbench demo`` twice, as ``make demo`` does, in a fresh work folder (its own
+Runs ``workbench run`` twice, as ``make demo`` does, in a fresh work folder (its own
 synthetic cohort, cache and run directory, so nothing under ``data/`` is reused):
 
 1. cold: the synthetic cohort is generated, then every stage runs (preprocessing, radiomics,
@@ -45,7 +45,7 @@ def bench_config(config: Path, work: Path) -> Path:
 
 
 def run_demo(config: Path, work: Path, label: str) -> tuple[float, dict]:
-    cmd = [str(Path(sys.executable).with_name("workbench")), "demo", "--config", str(config),
+    cmd = [str(Path(sys.executable).with_name("workbench")), "run", "--config", str(config),
            "--out", str(work / "run"), "--cache", str(work / "cache")]
     print(f"\n[{label}] {' '.join(cmd)}", flush=True)
     start = time.perf_counter()

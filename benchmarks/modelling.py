@@ -47,7 +47,7 @@ def synthetic_table(n: int = 163, seed: int = 0, pcr_rate: float = 0.3):
 
 def run_table(run_dir: Path):
     """Features, clinical matrix and labels of a run directory, as the model stage reads them."""
-    from workbench.models.stage import load_modelling_inputs
+    from workbench.pipeline.models import load_modelling_inputs
 
     return load_modelling_inputs(run_dir)
 
@@ -77,9 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")  # per-fold selection and convergence warnings
     os.environ.setdefault("PYTHONWARNINGS", "ignore")  # ... in the joblib workers too
 
-    from workbench.config import ALL_CLASSIFIERS, ALL_FEATURE_SETS, RunConfig, load_config
+    from workbench.config import RunConfig, load_config
     from workbench.models.protocols import ProtocolSettings, run_protocol
-    from workbench.models.stage import classifier_factory, selector_factory
+    from workbench.names import CLASSIFIER_NAMES as ALL_CLASSIFIERS
+    from workbench.names import FEATURE_SET_NAMES as ALL_FEATURE_SETS
+    from workbench.pipeline.settings import classifier_factory, selector_factory
 
     cfg = load_config(args.config) if args.config else RunConfig()
     t0 = time.perf_counter()

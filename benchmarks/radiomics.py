@@ -56,9 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-    from workbench.cohort.manifest import load_manifest
+    from workbench.cohort.loaders.manifest import load_manifest
     from workbench.features.radiomics import extract_radiomics, load_params
-    from workbench.imaging.pipeline import preprocess_cohort
+    from workbench.pipeline.preprocess import preprocess_cohort
 
     manifest = Path(args.cohort)
     manifest = manifest / "manifest.csv" if manifest.is_dir() else manifest

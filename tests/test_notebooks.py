@@ -17,6 +17,8 @@ import nbformat
 import pytest
 import yaml
 
+pytestmark = pytest.mark.tf  # 04_deep_features runs a random-weight network
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
@@ -169,9 +171,8 @@ def test_notebook_runs_on_a_tiny_cohort(executed, stem):
 
 @pytest.mark.slow
 def test_the_notebooks_leave_a_complete_run_directory(executed):
-    import json
 
-    from workbench.report import RunData
+    from workbench.rundata import RunData
 
     run = RunData(executed["run_dir"])
     for name in ("cohort", "table1", "radiomics", "kinetic", "deep", "deep_weights",
@@ -182,7 +183,7 @@ def test_the_notebooks_leave_a_complete_run_directory(executed):
     assert set(run.metrics["protocol"]) == {"honest", "paper"}
     assert run.audit["permutation"].nunique() == 2
     assert run.weights_label.startswith("RANDOM")
-    manifest = json.loads((run.run_dir / "run_manifest.json").read_text())
+    manifest = run.manifest
     assert manifest["config"]["name"] == "tiny-notebooks"
     assert manifest["features"]["radiomics"]["patients"] == len(run.cohort)
-    assert (run.run_dir / "report.html").stat().st_size > 100_000
+    assert run.path("report").stat().st_size > 100_000

@@ -1,7 +1,9 @@
 import json
 
 from workbench.config import parse_config
-from workbench.provenance import MANIFEST_NAME, hash_inputs, sha256_path, write_manifest
+from workbench.hashing import hash_inputs
+from workbench.hashing import path_digest as sha256_path
+from workbench.provenance import MANIFEST_NAME, write_manifest
 
 
 def test_manifest_records_config_versions_git_and_hashes(tmp_path):

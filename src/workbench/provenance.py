@@ -8,7 +8,6 @@ number can always be traced back to exactly what produced it.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import os
 import platform
@@ -18,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from workbench.hashing import hash_inputs
 
 MANIFEST_NAME = "run_manifest.json"
 TRACKED_PACKAGES = (
@@ -51,37 +52,6 @@ def git_state(repo: str | Path | None = None) -> dict[str, Any]:
         return {"commit": commit, "dirty": dirty}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    """sha256 of a file, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-def sha256_path(path: str | Path) -> str:
-    """sha256 of a file, or of a folder (its files' relative names and contents, sorted)."""
-    p = Path(path)
-    if p.is_file():
-        return sha256_file(p)
-    h = hashlib.sha256()
-    for f in sorted(x for x in p.rglob("*") if x.is_file()):
-        h.update(str(f.relative_to(p)).encode())
-        h.update(sha256_file(f).encode())
-    return h.hexdigest()
-
-
-def hash_inputs(paths: Mapping[str, str | Path] | Iterable[str | Path]) -> dict[str, str | None]:
-    """Map each input (by label, or by its path) to its sha256, ``None`` if missing."""
-    items = paths.items() if isinstance(paths, Mapping) else ((str(p), p) for p in paths)
-    out: dict[str, str | None] = {}
-    for label, p in items:
-        path = Path(str(p).split("#t=")[0])
-        out[str(label)] = sha256_path(path) if path.exists() else None
-    return out
 
 
 def build_manifest(*, config: Any = None, inputs: Mapping[str, str | Path] | None = None,

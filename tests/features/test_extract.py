@@ -21,7 +21,8 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
-from workbench.features.extract import FeatureResult, n_workers
+from workbench.batch import n_workers
+from workbench.features.extract import FeatureResult
 from workbench.features.kinetic import extract_kinetic
 from workbench.features.radiomics import extract_radiomics
 from workbench.features.store import FeatureStore, atomic_write_text, errors_frame, make_key

@@ -9,16 +9,12 @@ import pytest
 from workbench.config import RunConfig
 from workbench.errors import WorkbenchError
 from workbench.evaluation.metrics import threshold_metrics, youden_threshold
+from workbench.evaluation.summary import evaluate, headline
 from workbench.models.audit import null_audit, summarise
 from workbench.models.fusion import FusionModel, load_model, save_model
 from workbench.models.protocols import LEAKAGE_WARNING, ProtocolSettings
-from workbench.models.stage import (
-    classifier_factory,
-    evaluate,
-    headline,
-    run_models,
-    selector_factory,
-)
+from workbench.pipeline.models import run_models
+from workbench.pipeline.settings import classifier_factory, selector_factory
 
 pytestmark = [pytest.mark.filterwarnings("ignore::workbench.selection.SelectionWarning"),
               pytest.mark.filterwarnings("ignore::UserWarning"),

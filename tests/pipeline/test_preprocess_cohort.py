@@ -13,10 +13,11 @@ import pytest
 import SimpleITK as sitk
 
 from workbench.cohort.table import validate_cohort
-from workbench.imaging import pipeline
+from workbench.hashing import input_digest
 from workbench.imaging.io import write_image
-from workbench.imaging.pipeline import DONE_FILE, cache_key, input_digest, preprocess_cohort
 from workbench.imaging.preprocess import PreprocessSettings
+from workbench.pipeline import preprocess as pipeline
+from workbench.pipeline.preprocess import DONE_FILE, cache_key, preprocess_cohort
 
 SIZE = (40, 40, 12)
 SPACING = (0.8, 0.8, 2.2)
@@ -235,7 +236,7 @@ def test_unexpected_exception_becomes_problem_with_type_and_traceback(good_cohor
         return real(paths, mask_path, settings, patient=patient, mask_space=mask_space)
 
     monkeypatch.setattr(pipeline, "preprocess_patient", flaky)
-    with caplog.at_level(logging.ERROR, logger="workbench.imaging.pipeline"):
+    with caplog.at_level(logging.ERROR, logger="workbench.batch"):
         result = preprocess_cohort(good_cohort, tmp_path / "pre", settings=FAST, progress=False)
     assert result.table["patient_id"].tolist() == ["P0", "P2"]
     (problem,) = result.problems

@@ -6,7 +6,7 @@ import pandas as pd
 
 from workbench.cohort.table import Problem, validate_cohort
 from workbench.config import parse_config
-from workbench.runner import manifest_stage
+from workbench.pipeline import manifest_stage
 
 
 def test_manifest_records_what_the_run_directory_holds(tmp_path):

@@ -4,15 +4,15 @@ Every loader returns a validated :class:`CohortTable` (see :mod:`workbench.cohor
 the columns). :data:`LOADERS` maps a format name to its loader; loaders are imported only when
 called, so importing this package stays cheap. :func:`load_cohort` picks one by name.
 
-=================  =====================================================  ===================
-format             source                                                  loader
-=================  =====================================================  ===================
-``manifest``       a CSV listing patient, label, clinical data and paths   :mod:`.manifest`
-``ispy1``          I-SPY1 TCIA download (DICOM) + STV masks + workbook     :mod:`.ispy1`
-``ispy1_clinical`` the I-SPY1 clinical/outcome workbook alone (no images)  :mod:`.ispy1`
-``mama_mia``       MAMA-MIA release (NIfTI, expert segmentations)          :mod:`.mama_mia`
-``breastdcedl``    BreastDCEDL release (NIfTI I-SPY1/I-SPY2/Duke)          :mod:`.breastdcedl`
-=================  =====================================================  ===================
+==================  ===========================================  ==============================
+format              source                                       loader
+==================  ===========================================  ==============================
+``manifest``        CSV: patients, labels, clinical data, paths  :mod:`.loaders.manifest`
+``ispy1``           I-SPY1 TCIA DICOM + STV masks + workbook     :mod:`.loaders.ispy1`
+``ispy1_clinical``  I-SPY1 clinical/outcome workbook alone       :mod:`.loaders.ispy1_workbook`
+``mama_mia``        MAMA-MIA release (NIfTI, expert masks)       :mod:`.loaders.mama_mia`
+``breastdcedl``     BreastDCEDL (NIfTI I-SPY1/I-SPY2/Duke)       :mod:`.loaders.breastdcedl`
+==================  ===========================================  ==============================
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 
 from workbench.cohort.table import CohortTable, Problem, validate_cohort
 from workbench.errors import ConfigError
+from workbench.names import COHORT_FORMATS, check_registry
 
 __all__ = ["CohortTable", "LOADERS", "Problem", "load_cohort", "validate_cohort"]
 
@@ -48,12 +49,13 @@ def _lazy(target: str) -> Callable[..., CohortTable]:
 
 
 LOADERS: dict[str, Callable[..., CohortTable]] = {
-    "manifest": _lazy("workbench.cohort.manifest:load_manifest"),
-    "ispy1": _lazy("workbench.cohort.ispy1:load_ispy1"),
-    "ispy1_clinical": _lazy("workbench.cohort.ispy1:load_ispy1_clinical"),
-    "mama_mia": _lazy("workbench.cohort.mama_mia:load_mama_mia"),
-    "breastdcedl": _lazy("workbench.cohort.breastdcedl:load_breastdcedl"),
+    "manifest": _lazy("workbench.cohort.loaders.manifest:load_manifest"),
+    "ispy1": _lazy("workbench.cohort.loaders.ispy1:load_ispy1"),
+    "ispy1_clinical": _lazy("workbench.cohort.loaders.ispy1_workbook:load_ispy1_clinical"),
+    "mama_mia": _lazy("workbench.cohort.loaders.mama_mia:load_mama_mia"),
+    "breastdcedl": _lazy("workbench.cohort.loaders.breastdcedl:load_breastdcedl"),
 }
+check_registry("workbench.cohort.LOADERS", LOADERS, COHORT_FORMATS)  # names: workbench.names
 
 _HINTS = {  # a file that gives a layout away -> its format, for error messages only
     "clinical_and_imaging_info.xlsx": "mama_mia",

@@ -12,9 +12,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import SimpleITK as sitk
 
+from workbench.batch import Job, run_batch
 from workbench.cohort.table import MASK_COLUMN, CohortTable, Problem, image_column
 from workbench.errors import WorkbenchError
+from workbench.imaging.geometry import align_mask, check_mask, check_same_grid, describe
+from workbench.imaging.io import read_image
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +44,6 @@ class QCReport:
 
 def check_patient(row: pd.Series, phases: tuple[str, ...]) -> tuple[dict, list[Problem]]:
     """Read one patient's phases and mask and check geometry, mask and values."""
-    import SimpleITK as sitk
-
-    from workbench.imaging.geometry import align_mask, check_mask, check_same_grid, describe
-    from workbench.imaging.io import read_image
-
     pid = str(row["patient_id"])
     problems: list[Problem] = []
     images = {}
@@ -87,22 +86,21 @@ def check_patient(row: pd.Series, phases: tuple[str, ...]) -> tuple[dict, list[P
 
 def check_cohort(cohort: CohortTable, *, jobs: int = 1, progress: bool = True) -> QCReport:
     """Check every patient with complete paths (in parallel); never stops early."""
-    from joblib import Parallel, delayed
-    from tqdm.auto import tqdm
-
     ready = cohort.imaging_ready()
-    rows = [row for _, row in ready.iterrows()]
-    results = Parallel(n_jobs=jobs, return_as="generator")(
-        delayed(check_patient)(row, cohort.phases) for row in rows)
+    work = [Job(str(row["patient_id"]), check_patient, (row, cohort.phases), step="qc", tag=i)
+            for i, (_, row) in enumerate(ready.iterrows())]
+    done = sorted(run_batch(work, workers=jobs, progress=progress, desc="QC"),
+                  key=lambda o: o.job.tag)
     records, problems = [], []
-    failed = 0
-    with tqdm(total=len(rows), desc="QC", unit="patient", disable=not progress) as bar:
-        for record, found in results:
-            records.append(record)
-            problems.extend(found)
-            failed += any(p.severity == "error" for p in found)
-            bar.update(1)
-            bar.set_postfix(failed=failed)
+    for outcome in done:
+        if outcome.ok:
+            record, found = outcome.value
+        else:  # check_patient records what it expects; this is the unforeseen
+            p = outcome.problem
+            record = {"patient_id": outcome.job.patient_id}
+            found = [Problem(p["patient_id"], p["step"], p["message"], p["file"])]
+        records.append(record)
+        problems.extend(found)
     return QCReport(cohort=cohort, images=pd.DataFrame(records), problems=problems)
 
 

@@ -9,7 +9,9 @@ import dataclasses
 import math
 
 import numpy as np
+import SimpleITK as sitk
 from scipy import ndimage
+from threadpoolctl import threadpool_limits
 
 from workbench.cohort.synth_anatomy import (
     TISSUE_LABELS,
@@ -47,8 +49,6 @@ class SyntheticPatient:
 
     def images(self) -> dict:
         """SimpleITK images ``pre``, ``early``, ``late``, ``mask``, ``tissue_labels``."""
-        import SimpleITK as sitk
-
         arrays = dict(self.phases, mask=self.mask, tissue_labels=self.labels)
         out = {}
         for name, array in arrays.items():
@@ -142,8 +142,6 @@ def synthesize_patient(seed: int, index: int, settings: SynthSettings | None = N
     BLAS runs single-threaded here: a threaded matrix product may sum in a different
     order, and the arrays must be bit-identical whatever the machine or ``jobs``.
     """
-    from threadpoolctl import threadpool_limits
-
     with threadpool_limits(limits=1, user_api="blas"):
         return _synthesize(seed, index, settings or SynthSettings())
 

@@ -97,7 +97,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy
+import SimpleITK as sitk
+from sklearn.metrics import roc_auc_score
 
+import workbench
+from workbench.batch import Job, run_batch
 from workbench.cohort.synth_latent import calibration, sample_latent, true_probability
 from workbench.cohort.synth_patient import SyntheticPatient, synthesize_patient
 from workbench.cohort.synth_settings import SUBTYPES, SynthSettings
@@ -131,18 +136,12 @@ def latent_sample(size: int, seed: int, settings: SynthSettings | None = None) -
 def _write_patient(out: Path, seed: int, index: int, settings: SynthSettings) -> dict:
     """Generate one patient, write its images, return its manifest and truth rows."""
     pid = patient_id(index)
-    try:
-        patient = synthesize_patient(seed, index, settings)
-        folder = out / "images" / pid
-        rel = {}
-        for name, image in patient.images().items():
-            write_image(image, folder / f"{name}.nii.gz")
-            rel[name] = f"images/{pid}/{name}.nii.gz"
-    except WorkbenchError:
-        raise
-    except Exception as exc:  # a bug in the generator: name the patient and step
-        raise WorkbenchError(f"generation failed: {exc!r}", patient=pid, step="synth",
-                             path=out / "images" / pid) from exc
+    patient = synthesize_patient(seed, index, settings)
+    folder = out / "images" / pid
+    rel = {}
+    for name, image in patient.images().items():
+        write_image(image, folder / f"{name}.nii.gz")
+        rel[name] = f"images/{pid}/{name}.nii.gz"
     row = dict(patient.clinical)
     row.update({image_column(p): rel[p] for p in DEFAULT_PHASES})
     row["mask"] = rel["mask"]
@@ -194,8 +193,6 @@ def generate_cohort(out_dir: str | Path, n: int = 163, seed: int = 0, *, jobs: i
     WorkbenchError
         If a patient cannot be generated (names the patient).
     """
-    from tqdm.auto import tqdm
-
     _check_arguments(n, seed, jobs)
     settings = settings or SynthSettings()
     out = Path(out_dir)
@@ -203,15 +200,17 @@ def generate_cohort(out_dir: str | Path, n: int = 163, seed: int = 0, *, jobs: i
     start = time.perf_counter()
     calib = calibration(settings)
     log.info("generating %d synthetic patients (seed %d, %d jobs) into %s", n, seed, jobs, out)
-    if jobs == 1:
-        results = (_write_patient(out, seed, i, settings) for i in range(n))
-    else:
-        from joblib import Parallel, delayed
-
-        results = Parallel(n_jobs=jobs, backend="loky", return_as="generator")(
-            delayed(_write_patient)(out, seed, i, settings) for i in range(n))
-    rows = list(tqdm(results, total=n, desc="synthetic cohort", unit="patient",
-                     disable=not progress))
+    work = [Job(patient_id(i), _write_patient, (out, seed, i, settings), step="synth", tag=i)
+            for i in range(n)]
+    outcomes = sorted(run_batch(work, workers=jobs, progress=progress,
+                                desc="synthetic cohort"), key=lambda o: o.job.tag)
+    failed = [o.problem for o in outcomes if not o.ok]
+    if failed:
+        first = failed[0]
+        raise WorkbenchError(f"{len(failed)} of {n} patients could not be generated; first: "
+                             f"{first['message']}", patient=first["patient_id"],
+                             step=first["step"], path=first["file"])
+    rows = [o.value for o in outcomes]
     manifest = pd.DataFrame([r["manifest"] for r in rows])[MANIFEST_COLUMNS]
     truth = pd.DataFrame([r["truth"] for r in rows])
     manifest_path = out / "manifest.csv"
@@ -227,12 +226,6 @@ def generate_cohort(out_dir: str | Path, n: int = 163, seed: int = 0, *, jobs: i
 
 def _summary(truth: pd.DataFrame, *, n: int, seed: int, jobs: int, settings: SynthSettings,
              calib, seconds: float) -> dict:
-    import scipy
-    import SimpleITK as sitk
-    from sklearn.metrics import roc_auc_score
-
-    import workbench
-
     pcr = truth["pcr"].to_numpy()
     realised = (float(roc_auc_score(pcr, truth["true_probability"]))
                 if 0 < pcr.sum() < len(pcr) else None)

@@ -27,6 +27,7 @@ images are missing stays in ``df`` (clinical analyses can use them) but is left 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -34,6 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.errors import CohortError
+from workbench.imaging.io import split_selector
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +161,6 @@ class CohortTable:
     def save(self, out_dir: str | Path) -> Path:
         """Write ``cohort.parquet``, ``problems.csv`` and ``cohort.json`` (name, phases,
         source) into ``out_dir``; :meth:`load` reads them back."""
-        import json
-
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         self.df.to_parquet(out / "cohort.parquet", index=False)
@@ -183,8 +183,6 @@ class CohortTable:
         CohortError
             When ``cohort.parquet`` is missing or unreadable.
         """
-        import json
-
         folder = Path(out_dir)
         table = folder / "cohort.parquet"
         try:
@@ -327,8 +325,6 @@ def _validate_clinical(df: pd.DataFrame, source: str) -> list[Problem]:
 
 
 def _check_paths(df: pd.DataFrame, phases: Sequence[str]) -> list[Problem]:
-    from workbench.imaging.io import split_selector
-
     found: list[Problem] = []
     cols = [(image_column(p), f"phase '{p}'") for p in phases] + [(MASK_COLUMN, "tumour mask")]
     for _, row in df.iterrows():

@@ -36,10 +36,12 @@ signatures we explain (every coalition enumerated up to ~11 features).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from sklearn.pipeline import Pipeline
 
 from workbench.errors import WorkbenchError
 
@@ -114,8 +116,6 @@ class ShapExplanation:
 
 def _shap():
     """Import shap lazily (slow import), hiding the matplotlib deprecation noise of its import."""
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", PendingDeprecationWarning)
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -124,8 +124,6 @@ def _shap():
 
 
 def _final_estimator(model):
-    from sklearn.pipeline import Pipeline
-
     return model.steps[-1][1] if isinstance(model, Pipeline) else model
 
 
@@ -146,8 +144,6 @@ def _as_frame(X, columns=None) -> pd.DataFrame:
 
 def _split_pipeline(model, X_train: pd.DataFrame, X_test: pd.DataFrame):
     """Return (estimator, train, test, kind): preprocessing applied when it is column-wise."""
-    from sklearn.pipeline import Pipeline
-
     if not isinstance(model, Pipeline) or len(model.steps) < 2:
         return model, X_train, X_test, explainer_kind(model)
     pre, est = model[:-1], model.steps[-1][1]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import chi2_contingency, fisher_exact, mannwhitneyu
 
 from workbench.errors import CohortError
 
@@ -42,8 +43,6 @@ def _fmt_p(p: float) -> str:
 
 
 def _continuous_p(a: pd.Series, b: pd.Series) -> tuple[float, str]:
-    from scipy.stats import mannwhitneyu
-
     a, b = a.dropna().astype(float), b.dropna().astype(float)
     if len(a) == 0 or len(b) == 0:
         return math.nan, "Wilcoxon rank-sum"
@@ -51,8 +50,6 @@ def _continuous_p(a: pd.Series, b: pd.Series) -> tuple[float, str]:
 
 
 def _categorical_p(a: pd.Series, b: pd.Series) -> tuple[float, str]:
-    from scipy.stats import chi2_contingency, fisher_exact
-
     a, b = a.dropna().astype(str), b.dropna().astype(str)
     levels = sorted(set(a) | set(b))
     if len(levels) < 2 or len(a) == 0 or len(b) == 0:

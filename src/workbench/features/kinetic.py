@@ -50,7 +50,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import SimpleITK as sitk
 
+from workbench.batch import problem_row
 from workbench.cohort.table import MASK_COLUMN, image_column
 from workbench.errors import ConfigError
 from workbench.features.extract import (
@@ -62,7 +64,7 @@ from workbench.features.extract import (
     prepare_table,
     run_tasks,
 )
-from workbench.features.store import error_row, library_versions, make_key
+from workbench.features.store import library_versions, make_key
 from workbench.imaging.io import read_image
 
 log = logging.getLogger(__name__)
@@ -170,8 +172,6 @@ def kinetic_features(pre: np.ndarray, early: np.ndarray, late: np.ndarray, roi: 
 def kinetic_unit(paths: dict[str, str], mask_path: str, zscore: tuple[float, float],
                  settings_json: str, *, patient: str | None = None) -> dict[str, float]:
     """Kinetic features of one patient from preprocessed (z-scored) files; see module doc."""
-    import SimpleITK as sitk
-
     settings = KineticSettings(**json.loads(settings_json))
     mean, std = zscore
     arrays = {}
@@ -210,12 +210,12 @@ def _zscore_stats(row: pd.Series, mask_path: str, pid: str) -> tuple[float, floa
             record = json.loads(done.read_text())["record"]
             values = [record[c] for c in ZSCORE_COLUMNS]
         except (OSError, ValueError, KeyError, TypeError):
-            return error_row(pid, "kinetic", "no z-score statistics to undo the z-score: pass "
+            return problem_row(pid, "kinetic", "no z-score statistics to undo the z-score: pass "
                              "the preprocessing table (columns zscore_mean, zscore_std) or keep "
                              "done.json beside the images", mask_path)
     mean, std = (float(v) for v in values)
     if not (math.isfinite(mean) and math.isfinite(std) and std > 0 and mean > 0):
-        return error_row(pid, "kinetic", f"z-score statistics mean={mean}, std={std} (from "
+        return problem_row(pid, "kinetic", f"z-score statistics mean={mean}, std={std} (from "
                          f"{source}) cannot give raw intensities with a positive baseline",
                          mask_path)
     return mean, std
@@ -231,7 +231,7 @@ def extract_kinetic(table: Any, out_dir: str | Path, *, pe_threshold: float = 0.
     ----------
     table
         The preprocessing table (DataFrame or
-        :class:`~workbench.imaging.pipeline.PreprocessResult`): ``patient_id``,
+        :class:`~workbench.pipeline.preprocess.PreprocessResult`): ``patient_id``,
         ``image_<phase>`` for the three ``phases``, ``mask``, and ``zscore_mean`` /
         ``zscore_std`` (written by preprocessing; when absent they are read from the
         ``done.json`` beside each patient's mask).

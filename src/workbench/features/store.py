@@ -9,7 +9,7 @@ Layout of a store root (e.g. ``data/interim/features``)::
 A *unit* is the smallest piece of work a stage caches: radiomics stores the shape features of a
 patient and the texture features of each (patient, phase) separately, kinetics stores one unit
 per patient. Its ``key`` (:func:`make_key`) is the sha256 of everything that determines the
-result: the contents of its input files (:func:`file_digest`), the canonical content of the
+result: the contents of its input files (:func:`workbench.hashing.input_digest`), the canonical content of the
 parameters, the stage's code version and the versions of the libraries that compute it. A
 rerun with the same inputs recomputes nothing; changing one parameter recomputes only the units
 whose key it enters; moving or renaming files invalidates nothing.
@@ -27,20 +27,18 @@ retried on the next run, and reported in the errors table (:data:`ERROR_COLUMNS`
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import uuid
 from collections.abc import Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from workbench.errors import ImageError
-from workbench.provenance import package_versions, sha256_path
+from workbench.hashing import json_digest
+from workbench.provenance import package_versions
 
 log = logging.getLogger(__name__)
 
@@ -50,54 +48,11 @@ ERROR_COLUMNS = ["patient_id", "step", "file", "message"]
 KEY_LENGTH = 32
 
 
-# --------------------------------------------------------------------------- hashing
-def file_digest(path: str | Path, *, patient: str | None = None, what: str = "input") -> str:
-    """sha256 of a file's (or a folder's) contents.
-
-    Raises
-    ------
-    ImageError
-        If the file is missing or unreadable, naming the patient and the file.
-    """
-    p = Path(str(path))
-    if not p.exists():
-        raise ImageError(f"{what} not found", patient=patient, step="read", path=str(path))
-    try:
-        return sha256_path(p)
-    except OSError as exc:
-        raise ImageError(f"cannot read {what} to hash it ({type(exc).__name__}: {exc.strerror})",
-                         patient=patient, step="read", path=str(path)) from exc
-
-
-def digest_many(paths: Iterable[str], *, threads: int = 4) -> dict[str, str | Exception]:
-    """Digest several files in parallel threads (hashlib releases the GIL).
-
-    Returns ``path -> hex digest``, or the exception raised for that path.
-    """
-    unique = list(dict.fromkeys(str(p) for p in paths))
-
-    def one(p: str) -> str | Exception:
-        try:
-            return file_digest(p)
-        except Exception as exc:  # reported per patient by the caller
-            return exc
-
-    if len(unique) <= 1 or threads <= 1:
-        return {p: one(p) for p in unique}
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        return dict(zip(unique, pool.map(one, unique), strict=True))
-
-
-def canonical_json(payload: Any) -> str:
-    """Stable JSON text of ``payload`` (sorted keys, no whitespace) for hashing."""
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-
-
+# --------------------------------------------------------------------------- keys
 def make_key(namespace: str, payload: Mapping[str, Any]) -> str:
     """Content address of one unit: sha256 of the namespace, store version and ``payload``."""
-    text = canonical_json({"namespace": namespace, "store_version": STORE_VERSION,
-                           "payload": payload})
-    return hashlib.sha256(text.encode()).hexdigest()[:KEY_LENGTH]
+    return json_digest({"namespace": namespace, "store_version": STORE_VERSION,
+                        "payload": payload})[:KEY_LENGTH]
 
 
 def library_versions(packages: Iterable[str]) -> dict[str, str | None]:
@@ -174,12 +129,6 @@ class FeatureStore:
 
 
 # --------------------------------------------------------------------------- errors
-def error_row(patient_id: str | None, step: str, message: str,
-              file: str | None = None) -> dict[str, str | None]:
-    """One row of the errors table."""
-    return {"patient_id": patient_id, "step": step, "file": file, "message": message}
-
-
 def errors_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Errors table (columns :data:`ERROR_COLUMNS`), identical rows reported once."""
     frame = pd.DataFrame([{c: r.get(c) for c in ERROR_COLUMNS} for r in rows],

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 import numpy as np
+import SimpleITK as sitk
 
 from workbench.errors import GeometryError, ImageError
-
-if TYPE_CHECKING:  # pragma: no cover
-    import SimpleITK as sitk
 
 SPACING_TOL = 1e-3  # relative
 ORIGIN_TOL_MM = 1e-2  # absolute, in mm; scaled by spacing below
@@ -73,8 +70,6 @@ def check_mask(mask: sitk.Image, *, patient: str | None = None, path: str | None
         On an empty mask or values other than 0 and 1 (labels maps must be binarised
         explicitly, so that nobody trains on the wrong label by accident).
     """
-    import SimpleITK as sitk
-
     arr = sitk.GetArrayViewFromImage(mask)
     values = np.unique(arr)
     if not np.all(np.isin(values, (0, 1))):
@@ -101,8 +96,6 @@ def align_mask(mask: sitk.Image, reference: sitk.Image, *, mask_space: str = "gr
     resampled into the reference grid by nearest neighbour in physical space, and the result
     must keep at least half of the tumour volume (else the two do not overlap: an error).
     """
-    import SimpleITK as sitk
-
     if mask_space not in MASK_SPACES:
         raise GeometryError(f"mask_space must be one of {MASK_SPACES}, got {mask_space!r}",
                             patient=patient, step="geometry", path=path)

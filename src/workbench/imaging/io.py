@@ -14,14 +14,15 @@ Every reader raises :class:`~workbench.errors.ImageError` naming the patient and
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+import numpy as np
+import SimpleITK as sitk
 
 from workbench.errors import ImageError
-
-if TYPE_CHECKING:  # pragma: no cover
-    import SimpleITK as sitk
+from workbench.imaging.dicom import read_dicom_series
 
 _SELECTOR = re.compile(r"^(?P<path>.*)#t=(?P<t>\d+)$")
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -55,16 +56,12 @@ def read_image(spec: str | Path, *, patient: str | None = None, what: str = "ima
     ImageError
         If the path does not exist or cannot be decoded.
     """
-    import SimpleITK as sitk
-
     path, temporal = split_selector(str(spec))
     p = Path(path)
     if not p.exists():
         raise ImageError(f"{what} not found", patient=patient, step="read", path=spec)
     try:
         if p.is_dir():
-            from workbench.imaging.dicom import read_dicom_series
-
             image = read_dicom_series(p, temporal_position=temporal, patient=patient)
         else:
             if temporal is not None:
@@ -88,9 +85,6 @@ def _reject_nonfinite(image: sitk.Image, path: Path, spec: object, patient: str 
                       what: str) -> None:
     """Raise on NaN/inf voxels. ITK's NIfTI reader silently turns NaN into 0, so float NIfTI
     files are also scanned on disk with nibabel."""
-    import numpy as np
-    import SimpleITK as sitk
-
     if image.GetPixelID() not in (sitk.sitkFloat32, sitk.sitkFloat64, sitk.sitkVectorFloat32,
                                   sitk.sitkVectorFloat64):
         if not (path.is_file() and path.name.endswith((".nii", ".nii.gz"))):
@@ -112,10 +106,6 @@ def _reject_nonfinite(image: sitk.Image, path: Path, spec: object, patient: str 
 
 def write_image(image: sitk.Image, path: str | Path, *, compress: bool = True) -> Path:
     """Write an image atomically (temporary file, then rename), creating parent folders."""
-    import os
-
-    import SimpleITK as sitk
-
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     suffix = "".join(out.suffixes[-2:]) if out.name.endswith(".nii.gz") else out.suffix

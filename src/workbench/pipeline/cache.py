@@ -20,30 +20,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from workbench.hashing import code_digest, frame_digest
+
 log = logging.getLogger(__name__)
 
-KEY_FILE = "stage_key.json"
 #: packages whose source shapes the modelling results (a code change invalidates the cache)
 MODEL_CODE = ("models", "selection", "evaluation")
-
-
-def _code_digest(packages: Iterable[str]) -> str:
-    root = Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    for package in packages:
-        for path in sorted((root / package).rglob("*.py")):
-            h.update(str(path.relative_to(root)).encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()
-
-
-def frame_digest(frame: pd.DataFrame | pd.Series) -> str:
-    """SHA-256 of a frame's index, columns and values (not of its file's bytes)."""
-    h = hashlib.sha256()
-    h.update(pd.util.hash_pandas_object(frame, index=True).to_numpy().tobytes())
-    names = frame.columns if isinstance(frame, pd.DataFrame) else [frame.name]
-    h.update(json.dumps([str(c) for c in names]).encode())
-    return h.hexdigest()
 
 
 def stage_key(frames: Iterable[pd.DataFrame | pd.Series], settings: Mapping,
@@ -53,13 +35,13 @@ def stage_key(frames: Iterable[pd.DataFrame | pd.Series], settings: Mapping,
     for frame in frames:
         h.update(frame_digest(frame).encode())
     h.update(json.dumps(settings, sort_keys=True, default=str).encode())
-    h.update(_code_digest(code).encode())
+    h.update(code_digest(code).encode())
     return h.hexdigest()
 
 
-def is_current(out_dir: Path, key: str, outputs: Iterable[str]) -> dict | None:
-    """The stored record when ``out_dir`` holds a finished stage with this key, else None."""
-    path = Path(out_dir) / KEY_FILE
+def is_current(key_file: Path, key: str, outputs: Iterable[Path]) -> dict | None:
+    """The stored record when ``key_file`` holds ``key`` and every output exists, else None."""
+    path = Path(key_file)
     if not path.is_file():
         return None
     try:
@@ -68,21 +50,21 @@ def is_current(out_dir: Path, key: str, outputs: Iterable[str]) -> dict | None:
         return None
     if record.get("key") != key:
         return None
-    missing = [o for o in outputs if not (Path(out_dir) / o).exists()]
+    missing = [str(o) for o in outputs if not Path(o).exists()]
     if missing:
-        log.info("%s: cache key matches but %s are missing; rerunning", out_dir, missing)
+        log.info("%s: cache key matches but %s are missing; rerunning", path.parent, missing)
         return None
     return record
 
 
-def mark_done(out_dir: Path, key: str, **info) -> None:
+def mark_done(key_file: Path, key: str, **info) -> None:
     """Write the key file (call after every output is written)."""
-    path = Path(out_dir) / KEY_FILE
+    path = Path(key_file)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"key": key, **info}, indent=1, default=str), encoding="utf-8")
     tmp.replace(path)
 
 
-def invalidate(out_dir: Path) -> None:
+def invalidate(key_file: Path) -> None:
     """Remove the key file before a stage starts rewriting its outputs."""
-    (Path(out_dir) / KEY_FILE).unlink(missing_ok=True)
+    Path(key_file).unlink(missing_ok=True)

@@ -1,4 +1,4 @@
-"""Preprocess a whole cohort: per-patient failure isolation, parallelism, content-addressed cache.
+"""Preprocess a whole cohort into a content-addressed cache (per patient: :mod:`workbench.batch`).
 
 Layout of ``out_dir``::
 
@@ -25,22 +25,23 @@ import logging
 import os
 import shutil
 import time
-import traceback
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
+import SimpleITK as sitk
 
+from workbench.batch import Job, n_workers, run_batch
 from workbench.cohort.table import MASK_COLUMN, CohortTable, Problem, image_column, problems_frame
-from workbench.errors import ImageError, WorkbenchError
-from workbench.imaging.io import split_selector, write_image
+from workbench.errors import WorkbenchError
+from workbench.hashing import input_digest
+from workbench.imaging.io import write_image
 from workbench.imaging.preprocess import PreprocessSettings, preprocess_patient
 
 log = logging.getLogger(__name__)
 
 DONE_FILE = "done.json"
-_CHUNK = 1 << 20
 
 
 @dataclasses.dataclass
@@ -69,48 +70,16 @@ class PreprocessResult:
         return problems_frame(self.problems)
 
 
-# --------------------------------------------------------------------------- hashing
-def _hash_file(path: Path, h: hashlib._Hash) -> None:
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            h.update(chunk)
-
-
-def input_digest(spec: str) -> str:
-    """sha256 of an input's contents: a file, or a DICOM folder (+ its ``#t=K`` selector).
-
-    A folder hashes every file below it, with its relative name, in sorted order.
-    """
-    path, temporal = split_selector(str(spec))
-    p = Path(path)
-    h = hashlib.sha256()
-    try:
-        if p.is_dir():
-            h.update(b"dir\0")
-            for f in sorted(q for q in p.rglob("*") if q.is_file()):
-                h.update(f.relative_to(p).as_posix().encode() + b"\0")
-                _hash_file(f, h)
-            h.update(f"t={temporal}".encode())
-        else:
-            h.update(b"file\0")
-            _hash_file(p, h)
-    except OSError as exc:
-        raise ImageError(f"cannot read input to hash it ({type(exc).__name__}: {exc.strerror})",
-                         step="read", path=spec) from exc
-    return h.hexdigest()
-
-
+# --------------------------------------------------------------------------- cache key
 def cache_key(paths: Mapping[str, str], mask_path: str, settings: PreprocessSettings,
               mask_space: str = "grid") -> str:
     """Key of one patient's output folder (see module docstring); 24 hex digits."""
-    import SimpleITK as sitk
-
     h = hashlib.sha256()
     h.update(f"settings={settings.key()};sitk={sitk.Version_VersionString()}".encode())
     if mask_space != "grid":
         h.update(f";mask_space={mask_space}".encode())
     for name, spec in list(paths.items()) + [(MASK_COLUMN, mask_path)]:
-        h.update(f";{name}=".encode() + input_digest(spec).encode())
+        h.update(f";{name}=".encode() + input_digest(spec, what=name).encode())
     return h.hexdigest()[:24]
 
 
@@ -146,60 +115,41 @@ def _row(pid: str, folder: Path, meta: dict, cached: bool) -> dict:
 
 
 def _process_one(pid: str, paths: dict[str, str], mask_path: str, settings: PreprocessSettings,
-                 out_dir: Path, threads: int | None, mask_space: str = "grid") -> dict:
-    """Preprocess one patient into the cache; never raises (returns an outcome dict)."""
-    if threads:
-        import SimpleITK as sitk
-
-        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+                 out_dir: Path, mask_space: str = "grid") -> dict:
+    """Preprocess one patient into the cache (a :func:`~workbench.batch.run_batch` job);
+    returns its table row."""
     phases = list(paths)
-    step, file = "cache", None
+    key = cache_key(paths, mask_path, settings, mask_space)
+    folder = out_dir / key
+    meta = _load_done(folder, phases)
+    if meta is not None:
+        return _row(pid, folder, meta, True)
+    result = preprocess_patient(paths, mask_path, settings, patient=pid, mask_space=mask_space)
+    tmp = out_dir / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
     try:
-        key = cache_key(paths, mask_path, settings, mask_space)
-        folder = out_dir / key
-        meta = _load_done(folder, phases)
-        if meta is not None:
-            return {"status": "cached", "row": _row(pid, folder, meta, True)}
-        step = "preprocess"
-        result = preprocess_patient(paths, mask_path, settings, patient=pid,
-                                    mask_space=mask_space)
-        step = "write"
-        tmp = out_dir / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir(parents=True)
+        files = _output_files(phases)
+        for phase, image in result.images.items():
+            write_image(image, tmp / files[image_column(phase)])
+        write_image(result.mask, tmp / files[MASK_COLUMN])
+        meta = {"cache_key": key, "settings": dataclasses.asdict(settings),
+                "settings_key": settings.key(), "inputs": {**paths, MASK_COLUMN: mask_path},
+                "files": files, "record": result.record, "simpleitk": _sitk_version()}
+        (tmp / DONE_FILE).write_text(json.dumps(meta, indent=1, default=str))
+        if folder.exists():  # stale incomplete folder from an older run
+            shutil.rmtree(folder, ignore_errors=True)
         try:
-            files = _output_files(phases)
-            for phase, image in result.images.items():
-                write_image(image, tmp / files[image_column(phase)])
-            write_image(result.mask, tmp / files[MASK_COLUMN])
-            meta = {"cache_key": key, "settings": dataclasses.asdict(settings),
-                    "settings_key": settings.key(), "inputs": {**paths, MASK_COLUMN: mask_path},
-                    "files": files, "record": result.record, "simpleitk": _sitk_version()}
-            (tmp / DONE_FILE).write_text(json.dumps(meta, indent=1, default=str))
-            if folder.exists():  # stale incomplete folder from an older run
-                shutil.rmtree(folder, ignore_errors=True)
-            try:
-                os.replace(tmp, folder)
-            except OSError:
-                if _load_done(folder, phases) is None:  # not a concurrent identical patient
-                    raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return {"status": "computed", "row": _row(pid, folder, meta, False)}
-    except WorkbenchError as err:
-        cause = err.__cause__
-        tb = None
-        if cause is not None and not isinstance(cause, WorkbenchError):
-            tb = "".join(traceback.format_exception(cause))
-        return {"status": "failed", "traceback": tb,
-                "problem": Problem(pid, err.step or step, err.message, err.path or file)}
-    except Exception as exc:
-        return {"status": "failed", "traceback": traceback.format_exc(),
-                "problem": Problem(pid, step, f"unexpected {type(exc).__name__}: {exc}", file)}
+            os.replace(tmp, folder)
+        except OSError as exc:
+            if _load_done(folder, phases) is None:  # not a concurrent identical patient
+                raise WorkbenchError(f"cannot move the result into the cache: {exc}",
+                                     patient=pid, step="write", path=folder) from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return _row(pid, folder, meta, False)
 
 
 def _sitk_version() -> str:
-    import SimpleITK as sitk
-
     return sitk.Version_VersionString()
 
 
@@ -229,8 +179,6 @@ def preprocess_cohort(cohort: CohortTable, out_dir: str | Path, *,
     PreprocessResult
         A failing patient never stops the batch: it becomes a problem row.
     """
-    from tqdm.auto import tqdm
-
     settings = PreprocessSettings() if settings is None else settings
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -242,38 +190,21 @@ def preprocess_cohort(cohort: CohortTable, out_dir: str | Path, *,
               str(r[MASK_COLUMN]),
               str(r["mask_space"]) if has_space and isinstance(r["mask_space"], str) else "grid")
              for _, r in ready.iterrows()]
-    n_jobs = _n_jobs(jobs, len(tasks))
-    threads = max(1, (os.cpu_count() or 1) // n_jobs) if n_jobs > 1 else None
     start = time.perf_counter()
     log.info("preprocessing %d patients (%d skipped) into %s with %d job(s), settings %s",
-             len(tasks), len(problems), out, n_jobs, settings.key())
-
-    if n_jobs == 1:
-        outcomes = (_process_one(pid, paths, mask, settings, out, None, space)
-                    for pid, paths, mask, space in tasks)
-    else:
-        from joblib import Parallel, delayed
-
-        outcomes = Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-            delayed(_process_one)(pid, paths, mask, settings, out, threads, space)
-            for pid, paths, mask, space in tasks)
-
+             len(tasks), len(problems), out, n_workers(jobs, len(tasks)), settings.key())
+    work = [Job(pid, _process_one, (pid, paths, mask, settings, out, space), step="preprocess")
+            for pid, paths, mask, space in tasks]
     rows, counts = [], {"computed": 0, "cached": 0, "failed": 0}
-    with tqdm(total=len(tasks), desc="preprocess", unit="patient", disable=not progress) as bar:
-        for outcome in outcomes:
-            counts[outcome["status"]] += 1
-            if outcome["status"] == "failed":
-                problem = outcome["problem"]
-                problems.append(problem)
-                log.warning("%s", problem)
-                if outcome.get("traceback"):
-                    log.error("traceback for patient %s:\n%s", problem.patient_id,
-                              outcome["traceback"])
-            else:
-                rows.append(outcome["row"])
-            bar.set_postfix(done=counts["computed"] + counts["cached"],
-                            cached=counts["cached"], failed=counts["failed"], refresh=False)
-            bar.update()
+    for outcome in run_batch(work, workers=jobs, share_threads=True, progress=progress,
+                             desc="preprocess"):
+        if outcome.ok:
+            rows.append(outcome.value)
+            counts["cached" if outcome.value["cached"] else "computed"] += 1
+        else:
+            counts["failed"] += 1
+            p = outcome.problem
+            problems.append(Problem(p["patient_id"], p["step"], p["message"], p["file"]))
 
     order = {task[0]: i for i, task in enumerate(tasks)}
     rows.sort(key=lambda r: order[r["patient_id"]])
@@ -287,12 +218,6 @@ def preprocess_cohort(cohort: CohortTable, out_dir: str | Path, *,
              counts["failed"], len(problems) - counts["failed"])
     return PreprocessResult(table=table, problems=problems, n_cached=counts["cached"],
                             n_computed=counts["computed"], out_dir=out)
-
-
-def _n_jobs(jobs: int, n_tasks: int) -> int:
-    cpus = os.cpu_count() or 1
-    n = cpus if jobs in (-1, 0) else (max(1, cpus + 1 + jobs) if jobs < -1 else jobs)
-    return max(1, min(n, n_tasks))
 
 
 def _skipped(cohort: CohortTable, ready: set[str]) -> list[Problem]:

@@ -1,0 +1,228 @@
+"""The one per-patient runner: failure isolation, progress, local processes or Dask.
+
+Every per-patient loop of the workbench — image QC, synthetic-cohort generation,
+preprocessing, radiomics, kinetics and the deep crops — hands its work to :func:`run_batch` as
+:class:`Job` objects. Each job runs under the same guard: a
+:class:`~workbench.errors.WorkbenchError` becomes a problem row naming the patient, the step
+and the file; any other exception becomes an "unexpected" problem row with its traceback
+logged; the batch always goes on. The caller decides what a failure means for its stage.
+
+Where the work runs
+-------------------
+``workers=1``
+    In this process, one job after the other.
+``workers=N`` (``-1`` = one per CPU, ``-2`` = all but one...)
+    N joblib (loky) worker processes on this machine. With ``share_threads`` SimpleITK's
+    threads are divided among them.
+``scheduler="tcp://host:8786"``, a ``distributed.Client`` or a Dask cluster object
+    Each job is submitted with ``client.submit`` and collected with ``as_completed``;
+    ``workers`` is then ignored. Workers need the same Python environment and must see the
+    input files at the same paths (a shared filesystem).
+
+A multi-machine Dask cluster, by hand::
+
+    dask scheduler --port 8786                       # on the scheduler host
+    dask worker tcp://scheduler-host:8786 --nworkers 8 --nthreads 1 --memory-limit 4GiB
+    workbench extract radiomics --cohort C --out DIR --scheduler tcp://scheduler-host:8786
+
+(PyRadiomics is single-threaded C, so processes, not threads, are what scale.) On SLURM, with
+``dask-jobqueue`` (not a dependency; ``pip install dask-jobqueue``)::
+
+    from dask_jobqueue import SLURMCluster
+    from distributed import Client
+
+    cluster = SLURMCluster(queue="cpu", account="my-project", cores=8, processes=8,
+                           memory="32GB", walltime="02:00:00",
+                           python="/path/to/.venv/bin/python")
+    cluster.scale(jobs=10)                      # 10 SLURM jobs x 8 single-threaded workers
+    with Client(cluster) as client:
+        result = extract_radiomics(table, "/shared/features", params_path=..., scheduler=client)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import traceback
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import SimpleITK as sitk
+from joblib import Parallel, delayed
+from tqdm.auto import tqdm
+
+from workbench.errors import WorkbenchError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Job", "Outcome", "n_workers", "problem_row", "run_batch"]
+
+
+def problem_row(patient_id: str | None, step: str, message: str,
+                file: str | None = None) -> dict[str, str | None]:
+    """One problem: ``patient_id, step, file, message`` (the errors-table row)."""
+    return {"patient_id": patient_id, "step": step, "file": file, "message": message}
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """One piece of per-patient work: ``func(*args, **kwargs)``.
+
+    ``func`` must be a module-level function (it is pickled by reference for worker
+    processes). ``step`` names the work in a problem row when the error does not name its own
+    step; ``cost`` orders the work, largest first, to balance the workers; ``tag`` is any
+    caller data carried back with the outcome.
+    """
+
+    patient_id: str
+    func: Callable[..., Any]
+    args: tuple = ()
+    kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    step: str = "run"
+    cost: float = 1.0
+    tag: Any = None
+
+
+@dataclasses.dataclass
+class Outcome:
+    """What one :class:`Job` gave: its value, or the problem row saying why it failed."""
+
+    job: Job
+    value: Any = None
+    problem: dict[str, str | None] | None = None
+    traceback: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def run_guarded(func: Callable[..., Any], args: tuple, kwargs: Mapping[str, Any],
+                patient_id: str, step: str, threads: int | None = None
+                ) -> tuple[Any, dict | None, str | None]:
+    """Run one job and return ``(value, problem, traceback)``; never raises."""
+    if threads:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+    try:
+        return func(*args, **kwargs), None, None
+    except WorkbenchError as err:
+        cause = err.__cause__
+        tb = None
+        if cause is not None and not isinstance(cause, WorkbenchError):
+            tb = "".join(traceback.format_exception(cause))
+        return None, problem_row(patient_id, err.step or step, err.message, err.path), tb
+    except Exception as exc:  # a bug or an unforeseen library failure: still per patient
+        return None, problem_row(patient_id, step,
+                                 f"unexpected {type(exc).__name__}: {exc}"), \
+            traceback.format_exc()
+
+
+def _indexed(index: int, *args: Any) -> tuple[int, tuple]:
+    return index, run_guarded(*args)
+
+
+def n_workers(jobs: int, n_tasks: int) -> int:
+    """Worker count for ``jobs`` (``-1`` / ``0`` = every CPU, ``-2`` = all but one...),
+    never more than the number of tasks."""
+    cpus = os.cpu_count() or 1
+    n = cpus if jobs in (-1, 0) else (max(1, cpus + 1 + jobs) if jobs < -1 else jobs)
+    return max(1, min(n, n_tasks))
+
+
+def run_batch(jobs: Sequence[Job], *, workers: int = 1, scheduler: Any = None,
+              share_threads: bool = False, progress: bool = True, desc: str = "batch",
+              unit: str = "patient", done_before: int = 0) -> Iterator[Outcome]:
+    """Run every job, yielding each :class:`Outcome` as it completes (any order).
+
+    Parameters
+    ----------
+    jobs
+        The work; run largest ``cost`` first.
+    workers
+        Local worker processes when ``scheduler`` is ``None`` (see the module docstring).
+    scheduler
+        ``None``, a Dask scheduler address, a ``distributed.Client`` or a cluster object.
+    share_threads
+        Divide SimpleITK's threads among local workers (and use one per Dask job).
+    progress
+        Show a tqdm bar with done / failed counts.
+    desc, unit
+        Bar label and unit.
+    done_before
+        Work already done (e.g. served from a cache): the bar starts there and shows it as
+        ``cached``.
+    """
+    todo = sorted(jobs, key=lambda j: -j.cost)
+    counts = {"done": 0, "failed": 0}
+    if done_before:
+        counts["cached"] = done_before
+    with tqdm(total=len(todo) + done_before, initial=done_before, desc=desc, unit=unit,
+              disable=not progress) as bar:
+        bar.set_postfix(counts, refresh=False)
+        for job, (value, problem, tb) in _execute(todo, workers, scheduler, share_threads):
+            if problem is None:
+                counts["done"] += 1
+            else:
+                counts["failed"] += 1
+                log.warning("[patient %s] %s: %s (%s)", problem["patient_id"], problem["step"],
+                            problem["message"], problem["file"])
+                if tb:  # an unforeseen failure is a bug worth showing; a cause, detail
+                    level = (logging.ERROR if problem["message"].startswith("unexpected ")
+                             else logging.DEBUG)
+                    log.log(level, "traceback for patient %s:\n%s", job.patient_id, tb)
+            bar.set_postfix(counts, refresh=False)
+            bar.update()
+            yield Outcome(job, value, problem, tb)
+
+
+def _execute(todo: list[Job], workers: int, scheduler: Any,
+             share_threads: bool) -> Iterator[tuple[Job, tuple]]:
+    if not todo:
+        return
+    if scheduler is not None:
+        yield from _execute_dask(todo, scheduler, share_threads)
+        return
+    n_jobs = n_workers(workers, len(todo))
+    if n_jobs == 1:
+        for job in todo:
+            yield job, run_guarded(job.func, job.args, job.kwargs, job.patient_id, job.step)
+        return
+    threads = max(1, (os.cpu_count() or 1) // n_jobs) if share_threads else None
+    results = Parallel(n_jobs=n_jobs, return_as="generator_unordered", batch_size=1)(
+        delayed(_indexed)(i, j.func, j.args, j.kwargs, j.patient_id, j.step, threads)
+        for i, j in enumerate(todo))
+    for index, result in results:
+        yield todo[index], result
+
+
+def _execute_dask(todo: list[Job], scheduler: Any,
+                  share_threads: bool) -> Iterator[tuple[Job, tuple]]:
+    from distributed import Client, as_completed
+
+    if isinstance(scheduler, Client):
+        client, owned = scheduler, False
+    else:  # an address or a cluster object
+        client, owned = Client(scheduler), True
+    try:
+        futures, by_key = [], {}
+        for i, job in enumerate(todo):
+            fut = client.submit(run_guarded, job.func, job.args, job.kwargs, job.patient_id,
+                                job.step, 1 if share_threads else None, pure=False,
+                                priority=int(job.cost),
+                                key=f"{job.step}-{job.patient_id}-{i}-{uuid.uuid4().hex[:8]}")
+            futures.append(fut)
+            by_key[fut.key] = job
+        for fut in as_completed(futures):
+            job = by_key[fut.key]
+            try:
+                result = fut.result()
+            except Exception as exc:  # the worker died (KilledWorker) or could not unpickle
+                result = (None, problem_row(job.patient_id, job.step,
+                                            f"Dask task failed: {type(exc).__name__}: {exc}"),
+                          traceback.format_exc())
+            yield job, result
+    finally:
+        if owned:
+            client.close()

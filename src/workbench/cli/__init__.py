@@ -1,0 +1,189 @@
+"""``workbench`` command line: the parser here, the thin handlers in :mod:`.commands`.
+
+The handlers are imported only when a command runs, so ``workbench --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from workbench import names
+from workbench.errors import WorkbenchError
+
+# the loaders' names (workbench.names: what workbench.cohort.LOADERS holds), plus "auto"
+COHORT_FORMATS = ("auto", *names.COHORT_FORMATS)
+
+
+def _add_cohort_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("cohort", help="manifest CSV (or folder holding manifest.csv), or a dataset "
+                                  "root for --format ispy1 / mama_mia / breastdcedl")
+    p.add_argument("--format", default="auto", choices=COHORT_FORMATS,
+                   help="cohort layout (default: auto = manifest)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbench",
+        description="pCR fusion workbench: radiomics + deep CNN features from breast DCE-MRI.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("synth", help="generate the embedded synthetic DCE-MRI cohort")
+    p.add_argument("--n", type=int, default=163, help="patients (default 163)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", required=True, help="output folder (manifest.csv + NIfTI files)")
+    p.add_argument("--jobs", type=int, default=2, help="parallel workers (default 2)")
+    p.set_defaults(handler="synth")
+
+    p = sub.add_parser("cohort", help="cohort tools")
+    csub = p.add_subparsers(dest="cohort_command", metavar="ACTION", required=True)
+    c = csub.add_parser("check", help="QC every patient: print a summary and every problem")
+    _add_cohort_args(c)
+    c.add_argument("--jobs", type=int, default=2)
+    c.add_argument("--out", help="also write qc_problems.csv and qc_images.csv here")
+    c.add_argument("--strict", action="store_true", help="exit 1 if any error was found")
+    c.set_defaults(handler="cohort_check")
+
+    p = sub.add_parser("preprocess", help="N4 -> 1 mm isotropic -> per-patient z-score (cached)")
+    _add_cohort_args(p)
+    p.add_argument("--config", default="configs/demo.yaml", help="run config (preprocessing)")
+    p.add_argument("--out", required=True, help="cache/output folder")
+    p.add_argument("--jobs", type=int, default=None)
+    p.set_defaults(handler="preprocess")
+
+    p = sub.add_parser("extract", help="feature extraction (preprocesses first, cached)")
+    esub = p.add_subparsers(dest="stage", metavar="STAGE", required=True)
+    for stage, text in (("radiomics", "PyRadiomics features (study: 1,702)"),
+                        ("kinetic", "DCE kinetic features (PE, SER, FTV)"),
+                        ("deep", "five ImageNet CNNs on the largest tumour slice (8,576)")):
+        e = esub.add_parser(stage, help=text)
+        e.add_argument("--cohort", required=True, help="manifest CSV or dataset root")
+        e.add_argument("--format", default="auto", choices=COHORT_FORMATS)
+        e.add_argument("--config", default="configs/demo.yaml", help="run config")
+        e.add_argument("--out", required=True, help="folder for <stage>.parquet and errors")
+        e.add_argument("--cache", help="content-addressed cache root (default data/interim)")
+        e.add_argument("--jobs", type=int, default=None, help="local worker processes")
+        e.add_argument("--scheduler", default=None,
+                       help="Dask scheduler address (tcp://host:port) instead of local jobs")
+        e.set_defaults(handler="extract")
+
+    p = sub.add_parser("model", help="selection + ten classifiers under each protocol")
+    p.add_argument("--run", required=True, help="run directory with features/*.parquet")
+    p.add_argument("--config", default="configs/demo.yaml")
+    p.add_argument("--jobs", type=int, default=None)
+    p.add_argument("--headline-classifier", default="lr", help="classifier for the summary")
+    p.add_argument("--force", action="store_true",
+                   help="rerun even when inputs, settings and code are unchanged")
+    p.set_defaults(handler="model")
+
+    p = sub.add_parser("audit", help="null audit: honest vs paper protocol on permuted labels")
+    p.add_argument("--run", required=True, help="run directory with features/*.parquet")
+    p.add_argument("--config", default="configs/demo.yaml")
+    p.add_argument("--permutations", type=int, default=None, help="default: config audit")
+    p.add_argument("--feature-set", default=None, help="default: the config's audit section")
+    p.add_argument("--classifier", default=None, help="default: the config's audit section")
+    p.add_argument("--jobs", type=int, default=None)
+    p.add_argument("--force", action="store_true",
+                   help="rerun even when inputs, settings and code are unchanged")
+    p.set_defaults(handler="audit")
+
+    p = sub.add_parser("predict", help="apply a saved model (.skops) to a cohort")
+    p.add_argument("--model", required=True, help="a models/<protocol>/<set>__<clf>.skops file")
+    p.add_argument("--cohort", required=True, help="manifest CSV or dataset root")
+    p.add_argument("--format", default="auto", choices=COHORT_FORMATS)
+    p.add_argument("--out", required=True, help="CSV of probabilities")
+    p.add_argument("--jobs", type=int, default=None)
+    p.set_defaults(handler="predict")
+
+    p = sub.add_parser("report", help="standalone HTML report of a run directory")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--out", default=None, help="HTML file (default <run>/report.html)")
+    p.set_defaults(handler="report")
+
+    p = sub.add_parser("dashboard", help="serve the Panel dashboard of a run directory",
+                       description="Serve the dashboard with `panel serve`. Only localhost "
+                                   "unless --basic-auth or --oauth-provider is given.")
+    p.add_argument("run", help="run directory (fixed for the server's lifetime)")
+    p.add_argument("--address", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1; anything else needs auth)")
+    p.add_argument("--port", type=int, default=5006, help="port (default 5006)")
+    p.add_argument("--allow-websocket-origin", action="append", default=None,
+                   metavar="HOST[:PORT]", help="origins allowed to connect (repeatable; "
+                                               "non-local ones need auth)")
+    for flag, text in (("basic-auth", "Panel basic auth: a password, or a JSON file "
+                                      "{user: password}"),
+                       ("oauth-provider", "Panel OAuth provider (github, google, azure, ...)"),
+                       ("oauth-key", "OAuth client id"), ("oauth-secret", "OAuth secret"),
+                       ("oauth-redirect-uri", "OAuth redirect URI"),
+                       ("cookie-secret", "secret signing login cookies (default: random)")):
+        p.add_argument(f"--{flag}", default=None, help=text)
+    p.add_argument("--show", action="store_true", help="open a browser")
+    p.set_defaults(handler="dashboard")
+
+    p = sub.add_parser("table1", help="clinical characteristics by split and pCR")
+    _add_cohort_args(p)
+    p.add_argument("--out", required=True, help="folder for table1.csv / table1.html")
+    p.add_argument("--seed", type=int, default=42, help="split seed (default 42)")
+    p.add_argument("--test-size", type=float, default=0.3, help="test fraction (default 0.3)")
+    p.set_defaults(handler="table1")
+
+    p = sub.add_parser("config", help="configuration tools")
+    csub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)
+    c = csub.add_parser("check", help="validate a run config YAML")
+    c.add_argument("file")
+    c.set_defaults(handler="config_check")
+
+    p = sub.add_parser("ibsi", help="IBSI-1 digital phantom conformance of the radiomics layer")
+    p.add_argument("--data", metavar="DIR",
+                   help="folder with digital_phantom/ and reference_values.csv (default: the "
+                        "IBSI-1 data shipped with the package, see 'workbench data')")
+    p.add_argument("--phantom", help="folder with image.nii.gz and mask.nii.gz (overrides --data)")
+    p.add_argument("--reference", help="IBSI-1 reference values CSV (overrides --data)")
+    p.add_argument("--out", help="also write ibsi_rows.csv and ibsi_report.json here")
+    p.set_defaults(handler="ibsi")
+
+    p = sub.add_parser("data", help="reference data shipped with the package: paths, licences, "
+                                    "citations")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
+    d = dsub.add_parser("path", help="print the path of one shipped dataset, e.g. "
+                                     "workbench data path ispy1_clinical")
+    d.add_argument("name", help="dataset name: ibsi1 (folder) or ispy1_clinical (workbook)")
+    p.set_defaults(handler="data")
+
+    for name, text in (("run", "run every stage of the pipeline on a config's cohort into one "
+                               "run directory"),
+                       ("demo", "alias of 'run' (make demo: the embedded synthetic cohort)")):
+        p = sub.add_parser(name, help=text, description=text + ". Run directory layout: see "
+                           "workbench.rundir (README: 'The run directory').")
+        p.add_argument("--config", default="configs/demo.yaml",
+                       help="run config YAML (default configs/demo.yaml)")
+        p.add_argument("--out", help="run directory (default data/runs/<config name>)")
+        p.add_argument("--cache", help="content-addressed caches (default data/interim)")
+        p.add_argument("--jobs", type=int, default=None)
+        p.add_argument("--scheduler", default=None,
+                       help="Dask scheduler address for feature extraction (default: local)")
+        p.set_defaults(handler="run")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 0
+    # The handlers import the pipeline (scikit-learn, SimpleITK, ...): only once a command
+    # runs, so that `workbench --help` stays instant.
+    from workbench.cli import commands
+
+    try:
+        return int(getattr(commands, f"cmd_{args.handler}")(args) or 0)
+    except WorkbenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+

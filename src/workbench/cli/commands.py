@@ -1,0 +1,261 @@
+"""The handlers of the ``workbench`` commands: parse nothing, compute nothing — call the library
+and print what it returns (the parser is :func:`workbench.cli.build_parser`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from workbench.app.serve_policy import auth_from_environment, check_serving, serve_command
+from workbench.cohort import load_cohort
+from workbench.cohort.check import check_cohort, format_report
+from workbench.cohort.synthetic import generate_cohort
+from workbench.config import load_config
+from workbench.data import dataset_path, describe
+from workbench.evaluation.summary import headline
+from workbench.features.ibsi import format_report as ibsi_text
+from workbench.features.ibsi import run_ibsi
+from workbench.pipeline import (
+    audit_stage,
+    feature_stages,
+    model_stage,
+    predict_stage,
+    preprocess_stage,
+    run_pipeline,
+    table1_stage,
+)
+from workbench.pipeline.settings import default_cache
+from workbench.provenance import cohort_inputs, write_manifest
+from workbench.report import build_report
+from workbench.rundata import RunData
+
+
+def _load_cohort(args: argparse.Namespace):
+    return load_cohort(args.cohort, fmt=args.format)
+
+
+def _provenance(out: str | Path, *, config=None, cohort=None, inputs=None, extra=None) -> Path:
+    """Write run_manifest.json (config, seed, versions, git, input hashes) into ``out``."""
+
+    files = dict(inputs or {})
+    if cohort is not None:
+        files["cohort_source"] = cohort.source
+        files.update(cohort_inputs(cohort.df, cohort.image_columns + ["mask"]))
+    return write_manifest(out, config=config, inputs=files, extra=extra)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    manifest = generate_cohort(args.out, n=args.n, seed=args.seed, jobs=args.jobs,
+                               progress=not args.quiet)
+
+    summary = json.loads((Path(args.out) / "synth_summary.json").read_text())
+    _provenance(args.out, config={"n": args.n, "seed": args.seed,
+                                  "settings": summary.get("settings")},
+                extra={"seed": args.seed, "outputs": {"manifest": str(manifest)}})
+    print(f"Synthetic cohort: {summary['n']} patients, seed {summary['seed']}, "
+          f"pCR rate {summary['pcr_rate']:.1%}")
+    print(f"Oracle AUC (true probabilities): cohort {summary['oracle_auc_realised']:.3f}, "
+          f"population {summary['oracle_auc_population']:.3f}")
+    print(f"Generated in {summary['generation_seconds']:.1f} s. Manifest: {manifest}")
+    return 0
+
+
+def cmd_cohort_check(args: argparse.Namespace) -> int:
+    cohort = _load_cohort(args)
+    report = check_cohort(cohort, jobs=args.jobs, progress=not args.quiet)
+    print(format_report(report))
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        from workbench.cohort.table import problems_frame
+
+        problems_frame(report.all_problems).to_csv(out / "qc_problems.csv", index=False)
+        report.images.to_csv(out / "qc_images.csv", index=False)
+        _provenance(out, cohort=cohort)
+        print(f"QC tables written to {out}")
+    n_err = sum(p.severity == "error" for p in report.all_problems)
+    return 1 if (n_err and args.strict) else 0
+
+
+def cmd_preprocess(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    cohort = _load_cohort(args)
+    result = preprocess_stage(cohort, cfg, Path(args.out), jobs=args.jobs or cfg.jobs,
+                              progress=not args.quiet)
+    result.table.to_parquet(Path(args.out) / "preprocessed.parquet", index=False)
+    _provenance(args.out, config=cfg, cohort=cohort)
+    print(f"Preprocessed {len(result.table)} patients ({result.n_computed} computed, "
+          f"{result.n_cached} from cache, {len(result.problems)} problems) into {args.out}")
+    for p in result.problems:
+        print(f"  - {p}")
+    return 0
+
+
+def cmd_table1(args: argparse.Namespace) -> int:
+    cohort = _load_cohort(args)
+    table, paths = table1_stage(cohort, Path(args.out), seed=args.seed,
+                                test_size=args.test_size)
+    _provenance(args.out, cohort=cohort, config={"seed": args.seed,
+                                                 "test_size": args.test_size},
+                extra={"seed": args.seed})
+    import pandas as pd
+
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.to_string(index=False))
+    print(f"Table 1 written to {paths['csv']} and {paths['html']}")
+    return 0
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    cohort = _load_cohort(args)
+    jobs = args.jobs or cfg.jobs
+    out = Path(args.out)
+    cache = Path(args.cache) if args.cache else default_cache()
+    pre = preprocess_stage(cohort, cfg, cache / "preprocessed", jobs=jobs,
+                           progress=not args.quiet)
+    for p in pre.problems:
+        print(f"  - {p}")
+    results = feature_stages(pre.table, cfg, cache, out, jobs=jobs, scheduler=args.scheduler,
+                             progress=not args.quiet, stages=(args.stage,))
+    if args.stage not in results:
+        print(f"{args.stage}: disabled in {args.config}")
+        return 0
+    res = results[args.stage]
+    _provenance(out, config=cfg, cohort=cohort)
+    print(f"{args.stage}: {res.features.shape[1]} features x {len(res.features)} patients "
+          f"({res.n_computed} computed, {res.n_cached} from cache, {res.n_failed} failed) "
+          f"in {res.seconds:.1f} s")
+    for _, row in res.errors.iterrows():
+        print(f"  - [patient {row['patient_id']}] {row['step']}: {row['message']} "
+              f"(file {row['file']})")
+    if getattr(res, "label", ""):
+        print(f"weights: {res.label}")
+    return 0
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    run_dir = Path(args.run)
+    result = model_stage(cfg, run_dir, jobs=args.jobs or cfg.jobs, progress=not args.quiet,
+                         force=args.force)
+    how = ("unchanged inputs, settings and code: reused (--force reruns)" if result.cached
+           else f"in {result.seconds:.0f} s")
+    print(f"Models written to {result.out_dir} {how}")
+    for fs in dict.fromkeys(result.metrics["feature_set"]):
+        print("\n".join(headline(result.metrics, fs, args.headline_classifier)))
+    for skip in result.skipped:
+        print(f"  skipped: {skip}")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    audit = audit_stage(cfg, Path(args.run), permutations=args.permutations,
+                        feature_set=args.feature_set, classifier=args.classifier,
+                        jobs=args.jobs or cfg.jobs, progress=not args.quiet, force=args.force)
+    if audit.attrs.get("cached"):
+        print("null audit: unchanged inputs, settings and code: reused (--force reruns)")
+    summary = audit.attrs["summary"]
+    fs = audit["feature_set"].iloc[0]
+    print(f"Null audit: {audit['permutation'].nunique()} label permutations, feature set "
+          f"{fs}, classifier {audit['classifier'].iloc[0]} ({audit.attrs['seconds']:.0f} s)")
+    for _, r in summary.iterrows():
+        tag = "  <- selection saw the test labels" if r["protocol"] == "paper" else ""
+        print(f"  {r['protocol']:6s} {r['split']:4s} AUC mean {r['mean']:.3f} ± {r['sd']:.3f} "
+              f"(range {r['min']:.2f}-{r['max']:.2f}){tag}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    cohort = _load_cohort(args)
+    result = predict_stage(Path(args.model), cohort, Path(args.out),
+                           jobs=args.jobs or 1, progress=not args.quiet)
+    print(f"Predicted {len(result)} patients with {args.model} → {args.out}")
+    if "warning" in result:
+        print(f"WARNING: {result['warning'].iloc[0]}")
+    for p in result.attrs.get("problems", []):
+        print(f"  - {p}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    out = build_report(Path(args.run), Path(args.out) if args.out else None)
+    print(f"Report: {out}")
+    return 0
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+
+    RunData(args.run).load("manifest")  # fail here, naming the file, not in the browser
+    origins = list(args.allow_websocket_origin or [])
+    auth = bool(args.basic_auth or args.oauth_provider) or auth_from_environment()
+    check_serving(args.address, origins, auth)  # ServingPolicyError: exit 2, says how to fix
+    cmd, env = serve_command(
+        args.run, address=args.address, port=args.port, origins=origins, show=args.show,
+        auth={k: getattr(args, k) for k in ("basic_auth", "oauth_provider", "oauth_key",
+                                            "oauth_secret", "oauth_redirect_uri",
+                                            "cookie_secret")})
+    print(f"Dashboard of {args.run}: http://{args.address}:{args.port}/dashboard "
+          "(Ctrl-C stops it)", flush=True)
+    if os.name == "posix":  # become the server: Ctrl-C and kill reach it directly
+        os.execve(cmd[0], cmd, env)
+    try:
+        return subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    cfg = load_config(args.file)
+    print(f"{args.file}: valid (name '{cfg.name}', cohort {cfg.cohort.format}, "
+          f"{len(cfg.feature_sets)} feature sets, {len(cfg.classifiers)} classifiers)")
+    return 0
+
+
+def cmd_ibsi(args: argparse.Namespace) -> int:
+    # --phantom / --reference override --data, which overrides the copy shipped in the package
+    folder = Path(args.data) if args.data else None
+    if folder is None and not (args.phantom and args.reference):
+        from workbench.data import ibsi1_dir
+
+        folder = ibsi1_dir()
+    phantom = Path(args.phantom) if args.phantom else folder / "digital_phantom"
+    reference = Path(args.reference) if args.reference else folder / "reference_values.csv"
+    report = run_ibsi(phantom, reference)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        report.to_csv(out / "ibsi_rows.csv")
+        report.to_json(out / "ibsi_report.json")
+        _provenance(out, inputs={"phantom": phantom, "reference": reference})
+        print(f"IBSI tables written to {out}")
+    print(ibsi_text(report))  # its last line is the conformance verdict
+    return 0 if report.matched == report.total else 1
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    if args.data_command == "path":
+        print(dataset_path(args.name))
+    else:
+        print(describe())
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    result = run_pipeline(cfg, out=Path(args.out) if args.out else None,
+                          cache_dir=Path(args.cache) if args.cache else None,
+                          jobs=args.jobs, scheduler=args.scheduler, progress=not args.quiet)
+    print("\n".join(result.summary))
+    print(f"Outputs: {result.run_dir}")
+    print(f"  Table 1: {result.run.path('table1_html')}")
+    print(f"  problems: {result.run.path('problems')}")
+    if result.report is not None:
+        print(f"Report: {result.report}")
+        print(f"Dashboard: make dashboard RUN={result.run_dir}   "
+              f"(or: workbench dashboard {result.run_dir})")
+    return 0

@@ -1,0 +1,144 @@
+"""From the run config to stage arguments: the only place that unpacks :class:`RunConfig`.
+
+Every stage below the pipeline takes typed arguments (settings dataclasses, factories,
+numbers); this module maps each config section onto them, so a config key is read in exactly
+one place.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
+
+from workbench.config import RunConfig
+from workbench.errors import ConfigError
+from workbench.imaging.preprocess import PreprocessSettings
+from workbench.models.classifiers import make_pipeline
+from workbench.models.protocols import ProtocolSettings
+from workbench.models.split import stratified_split
+from workbench.selection import selection_pipeline
+
+__all__ = ["classifier_factory", "deep_options", "default_cache", "default_run_dir",
+           "fine_tune_split", "kinetic_options", "modelling_settings", "preprocess_settings",
+           "protocol_settings", "radiomics_params_path", "selector_factory",
+           "synthetic_cohort_dir"]
+
+
+# --------------------------------------------------------------------------- folders
+def default_run_dir(cfg: RunConfig) -> Path:
+    """``data/runs/<name>`` under the current folder (``make demo`` runs from the checkout)."""
+    return Path("data") / "runs" / cfg.name
+
+
+def default_cache() -> Path:
+    """``data/interim``: content-addressed caches, safe to share between runs."""
+    return Path("data") / "interim"
+
+
+def synthetic_cohort_dir(cfg: RunConfig) -> Path:
+    """Where the synthetic cohort lives: ``cohort.path`` (relative to the config file), else
+    ``data/raw/synthetic`` under the current folder."""
+    return cfg.resolve_path(cfg.cohort.path) or Path("data") / "raw" / "synthetic"
+
+
+# --------------------------------------------------------------------------- features
+def preprocess_settings(cfg: RunConfig) -> PreprocessSettings:
+    """The ``preprocessing`` section as :class:`PreprocessSettings`."""
+    pp = cfg.preprocessing
+    return PreprocessSettings(n4=pp.n4, n4_mode=pp.n4_mode, shrink_factor=pp.n4_shrink_factor,
+                              target_spacing=pp.spacing_mm,
+                              image_interpolator=pp.image_interpolator,
+                              zscore_region=pp.zscore_region)
+
+
+def radiomics_params_path(cfg: RunConfig) -> Path:
+    """The radiomics parameter file: relative to the config file, else to ``configs/`` under
+    the current folder (``radiomics/paper.yaml`` works from any config in the checkout)."""
+    given = Path(cfg.radiomics.params)
+    candidates = [cfg.resolve_path(cfg.radiomics.params)]
+    if not given.is_absolute():
+        candidates.append(Path("configs") / given)
+    for c in candidates:
+        if c is not None and c.is_file():
+            return c.resolve()
+    raise ConfigError(f"radiomics.params {cfg.radiomics.params!r} not found; looked at "
+                      f"{', '.join(str(c) for c in candidates)}", step="config",
+                      path=cfg.source)
+
+
+def kinetic_options(cfg: RunConfig) -> dict[str, float]:
+    return {"pe_threshold": cfg.kinetic.pe_threshold, "ser_washout": cfg.kinetic.ser_washout}
+
+
+def deep_options(cfg: RunConfig, labels: pd.Series | None) -> dict[str, Any]:
+    """Keyword arguments of :func:`~workbench.features.deep.extract_deep` (fine-tuning on the
+    protocols' training split when the config asks for it)."""
+    weights = cfg.deep.weights
+    if weights not in ("imagenet", "random"):
+        weights = str(cfg.resolve_path(weights))
+    tune: dict[str, Any] = {}
+    if cfg.deep.fine_tune:
+        tune = fine_tune_split(labels, cfg) if labels is not None else {}
+        if not tune:
+            raise ConfigError("deep.fine_tune needs pCR labels to fit on the training split",
+                              step="config", path=cfg.source)
+    return {"networks": cfg.deep.networks, "weights": weights, "fine_tune": bool(tune), **tune,
+            "require_pretrained": cfg.deep.require_pretrained, "channels": cfg.deep.channels,
+            "margin": cfg.deep.margin, "image_size": cfg.deep.image_size,
+            "batch_size": cfg.deep.batch_size, "seed": cfg.seed}
+
+
+def fine_tune_split(labels: pd.Series, cfg: RunConfig) -> dict:
+    """Labels and train / test ids for fine-tuning: exactly the protocols' split."""
+    y = labels.dropna().astype(int)
+    y.index = y.index.astype(str)
+    y = y.sort_index()
+    split = stratified_split(pd.Series(y.index), y, test_size=cfg.protocol.test_size,
+                             seed=cfg.seed)
+    return {"labels": y.to_dict(), "train_ids": split.index[split == "train"].tolist(),
+            "test_ids": split.index[split == "test"].tolist()}
+
+
+# --------------------------------------------------------------------------- modelling
+def selector_factory(cfg: RunConfig):
+    """``factory(block, seed)`` building the configured selection pipeline for a block."""
+    lasso = cfg.selection.lasso
+    kwargs = {"model": lasso.model, "alphas": lasso.n_alphas, "alpha_min": lasso.alpha_min,
+              "alpha_max": lasso.alpha_max, "cv": lasso.cv_folds, "max_iter": lasso.max_iter,
+              "tol": lasso.tol}
+
+    def make(block: str, seed: int):
+        pipe = selection_pipeline(block, variance_threshold=cfg.selection.variance_threshold,
+                                  alpha=cfg.selection.alpha,
+                                  lasso_kwargs={**kwargs, "random_state": seed})
+        # The filters handle missing values per feature; the LASSO and the signature do not.
+        # Without medians (learnt on the fitting patients only) one NaN in a kept feature
+        # loses the whole block, or stops the run when the NaN is in an evaluation patient.
+        impute = SimpleImputer(strategy="median", keep_empty_features=True)
+        return Pipeline([*pipe.steps[:2], ("impute", impute), *pipe.steps[2:]]).set_output(
+            transform="pandas")
+
+    return make
+
+
+def classifier_factory(name: str, seed: int):
+    """``factory(name, seed)``: the classifier pipeline (imputation, scaling, model)."""
+    return make_pipeline(name, seed=seed)
+
+
+def protocol_settings(cfg: RunConfig, *, jobs: int | None = None,
+                      repeats: int | None = None) -> ProtocolSettings:
+    """The ``protocol`` section (plus the seed and the worker count)."""
+    return ProtocolSettings(test_size=cfg.protocol.test_size, cv_folds=cfg.protocol.cv_folds,
+                            repeats=cfg.protocol.repeats if repeats is None else repeats,
+                            seed=cfg.seed, jobs=jobs or cfg.jobs)
+
+
+def modelling_settings(cfg: RunConfig) -> dict:
+    """The config sections that shape the modelling results (part of the stage cache key)."""
+    return cfg.model_dump(mode="json", include={"seed", "selection", "feature_sets",
+                                                "classifiers", "protocol"})

@@ -1,0 +1,175 @@
+"""The image and feature stages of a run, and the small ones around them.
+
+cohort (generate the synthetic cohort if needed, load, validate) -> image QC -> preprocessing
+(N4 -> 1 mm -> z-score, content-addressed cache) -> features (radiomics, kinetics, deep;
+content-addressed store) ; IBSI conformance ; Table 1 ; HTML report. Each takes the run config
+(unpacked by :mod:`workbench.pipeline.settings`) and writes its files through
+:class:`~workbench.rundir.RunDir`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from workbench.cohort import load_cohort
+from workbench.cohort.check import QCReport, check_cohort
+from workbench.cohort.synthetic import generate_cohort
+from workbench.cohort.table import CohortTable, Problem
+from workbench.config import RunConfig
+from workbench.errors import CohortError
+from workbench.evaluation.table1 import table1, write_table1
+from workbench.features.deep import extract_deep
+from workbench.features.extract import FeatureResult
+from workbench.features.ibsi import format_report, run_ibsi
+from workbench.features.kinetic import extract_kinetic
+from workbench.features.radiomics import extract_radiomics
+from workbench.models.split import stratified_split
+from workbench.pipeline.preprocess import PreprocessResult, preprocess_cohort
+from workbench.pipeline.settings import (
+    deep_options,
+    default_cache,
+    kinetic_options,
+    preprocess_settings,
+    radiomics_params_path,
+    synthetic_cohort_dir,
+)
+from workbench.report import build_report
+from workbench.rundir import RunDir
+
+log = logging.getLogger(__name__)
+
+__all__ = ["cohort_stage", "feature_stages", "ibsi_stage", "preprocess_stage", "qc_stage",
+           "report_stage", "table1_stage"]
+
+FEATURE_STAGES = ("radiomics", "kinetic", "deep")
+
+
+def cohort_stage(cfg: RunConfig, *, jobs: int = 1, progress: bool = True) -> CohortTable:
+    """Load (and for ``synthetic``, first generate) the configured cohort."""
+    fmt = cfg.cohort.format
+    if fmt == "synthetic":
+        path = synthetic_cohort_dir(cfg)
+        syn = cfg.cohort.synthetic
+        if not _synthetic_matches(path, syn.n, syn.seed):
+            log.info("generating the synthetic cohort (n=%d, seed=%d) in %s", syn.n, syn.seed,
+                     path)
+            generate_cohort(path, n=syn.n, seed=syn.seed, jobs=jobs, progress=progress)
+        return load_cohort(path / "manifest.csv", fmt="manifest", phases=cfg.cohort.phases)
+    return load_cohort(cfg.resolve_path(cfg.cohort.path), fmt=fmt, phases=cfg.cohort.phases)
+
+
+def _synthetic_matches(path: Path, n: int, seed: int) -> bool:
+    summary = path / "synth_summary.json"
+    if not (path / "manifest.csv").is_file() or not summary.is_file():
+        return False
+    info = json.loads(summary.read_text())
+    return info.get("n") == n and info.get("seed") == seed
+
+
+def qc_stage(cohort: CohortTable, run: RunDir | None = None, *, jobs: int = 1,
+             progress: bool = True) -> QCReport:
+    """Image QC of every patient; problems recorded on the cohort, images table in the run."""
+    qc = check_cohort(cohort, jobs=jobs, progress=progress)
+    if run is not None:
+        run.write("qc_images", qc.images)
+    cohort.add_problems(qc.problems)
+    return qc
+
+
+def preprocess_stage(cohort: CohortTable, cfg: RunConfig, out: Path | None = None, *,
+                     jobs: int = 1, progress: bool = True) -> PreprocessResult:
+    """Preprocess every imaging-ready patient into the content-addressed cache
+    (``out``, default ``data/interim/preprocessed``)."""
+    out = out or default_cache() / "preprocessed"
+    return preprocess_cohort(cohort, out, settings=preprocess_settings(cfg), jobs=jobs,
+                             progress=progress)
+
+
+def feature_stages(pre_table: pd.DataFrame, cfg: RunConfig, cache: Path, run: RunDir | Path,
+                   *, jobs: int = 1, scheduler=None, progress: bool = True,
+                   stages: tuple[str, ...] = FEATURE_STAGES,
+                   labels: pd.Series | None = None) -> dict[str, FeatureResult]:
+    """Extract every configured feature family into the store and the run directory.
+
+    Writes ``features/<family>.parquet`` and ``features/<family>.errors.csv`` per family (and
+    the deep crops and weights provenance) into ``run`` and returns ``{family:
+    FeatureResult}``.
+    """
+    run = RunDir(run)
+    results: dict[str, FeatureResult] = {}
+    store = Path(cache) / "features"
+    if "radiomics" in stages:
+        results["radiomics"] = extract_radiomics(
+            pre_table, store, params_path=radiomics_params_path(cfg),
+            phases=cfg.radiomics.phases, jobs=jobs, scheduler=scheduler, progress=progress)
+    if "kinetic" in stages and cfg.kinetic.enabled:
+        results["kinetic"] = extract_kinetic(pre_table, store, **kinetic_options(cfg),
+                                             jobs=jobs, scheduler=scheduler, progress=progress)
+    if "deep" in stages and cfg.deep.networks:
+        results["deep"] = extract_deep(pre_table, store, **deep_options(cfg, labels),
+                                       progress=progress,
+                                       crops_dir=run.folder("crop"))
+    for name, res in results.items():
+        res.save(run.path(name))
+    return results
+
+
+def ibsi_stage(run: RunDir | Path) -> dict:
+    """IBSI-1 digital-phantom conformance (the phantom and reference values shipped with the
+    package), recorded with the run."""
+    run = RunDir(run)
+    report = run_ibsi()
+    run.folder("ibsi_rows")
+    report.to_csv(run.path("ibsi_rows"))
+    text = format_report(report)
+    run.write("ibsi_report", text + "\n")
+    return {"status": "done", "matched": int(report.matched), "matched_raw":
+            int(report.matched_raw), "total": int(report.total),
+            "line": text.strip().splitlines()[-1]}
+
+
+def table1_stage(cohort: CohortTable, out: Path | RunDir, *, seed: int = 42,
+                 test_size: float = 0.3):
+    """Table 1 on the labelled patients, split as every protocol splits them; written into
+    ``out`` (a run directory's ``table1/``, or any folder)."""
+    folder = RunDir(out).folder("table1") if isinstance(out, RunDir) else Path(out)
+    labelled = cohort.labelled().sort_values("patient_id").reset_index(drop=True)
+    split = stratified_split(labelled["patient_id"], labelled["pcr"], test_size=test_size,
+                             seed=seed)  # the same split as every protocol (sorted ids)
+    table = table1(labelled, split)
+    notes = [f"Cohort '{cohort.name}': {len(labelled)} patients with known pCR of "
+             f"{len(cohort.df)}; stratified {1 - test_size:.0%}/{test_size:.0%} split, "
+             f"seed {seed}.",
+             "Continuous: mean ± SD, Wilcoxon rank-sum. Categorical: n (% of known), "
+             "Fisher's exact (2×2) or χ². 'missing' rows are not in percentages or tests."]
+    paths = write_table1(table, folder, title=f"Table 1 — {cohort.name}", notes=notes)
+    split.rename_axis("patient_id").reset_index().to_csv(folder / "split.csv", index=False)
+    return table, paths
+
+
+def table1_or_problem(cohort: CohortTable, run: RunDir, cfg: RunConfig) -> None:
+    """:func:`table1_stage` into the run; a cohort too small to split is recorded, not fatal."""
+    try:
+        table1_stage(cohort, run, seed=cfg.seed, test_size=cfg.protocol.test_size)
+    except CohortError as exc:
+        cohort.add_problems([Problem(None, "table1", f"Table 1 skipped: {exc.message}", None,
+                                     "warning")])
+
+
+def report_stage(run: RunDir | Path) -> Path | None:
+    """The standalone HTML report of the run (``report.html``); None if it failed.
+
+    A report failure never loses the run: it is logged with its reason, and
+    ``workbench report RUN`` can rebuild it.
+    """
+    run = RunDir(run)
+    try:
+        return build_report(run.root, run.path("report"))
+    except Exception as exc:  # the run's tables are written; say why the report is not
+        log.error("report of %s failed: %s (rebuild with `workbench report %s`)", run.root,
+                  exc, run.root)
+        return None

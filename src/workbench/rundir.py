@@ -1,0 +1,285 @@
+"""The run-directory contract: every file a run writes, where it lives and which stage writes it.
+
+Every writer (the pipeline stages, ``workbench model`` / ``audit``) and every reader (the
+report, the dashboard, the notebooks, ``workbench predict``) reaches a run's files through
+:class:`RunDir` by name, so the layout is written down once, in :data:`RUN_FILES`.
+:func:`rundir_tree` prints it (the README's "run directory" table is that output, checked by a
+test); :class:`workbench.rundata.RunData` adds lazy, cached reading for the report, the
+dashboard and the notebooks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import string
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from workbench.errors import WorkbenchError
+from workbench.provenance import MANIFEST_NAME
+
+__all__ = ["AUDIT_OUTPUTS", "FEATURE_FAMILIES", "MODEL_OUTPUTS", "RUN_FILES", "RunDataError",
+           "RunDir", "RunFile", "rundir_tree"]
+
+#: Feature families a run extracts, in join order (``features/<family>.parquet``).
+FEATURE_FAMILIES: tuple[str, ...] = ("radiomics", "kinetic", "deep")
+
+
+class RunDataError(WorkbenchError):
+    """A run directory lacks a file, a file cannot be read, or a name is not in the contract."""
+
+
+@dataclass(frozen=True)
+class RunFile:
+    """One file of the run directory.
+
+    Attributes
+    ----------
+    path
+        Path relative to the run folder; ``{field}`` placeholders are filled by
+        :meth:`RunDir.path` (e.g. ``features/crops/{patient_id}.png``).
+    stage
+        The stage that writes it (named in error messages).
+    description
+        What it holds.
+    optional
+        Whether a complete run may lack it (absent stage, nothing to record).
+    index
+        Whether a table keeps its index when written (feature tables: ``patient_id``).
+    """
+
+    path: str
+    stage: str
+    description: str
+    optional: bool = False
+    index: bool = False
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(f for _, f, _, _ in string.Formatter().parse(self.path) if f)
+
+
+def _features(family: str) -> dict[str, RunFile]:
+    return {family: RunFile(f"features/{family}.parquet", f"features ({family})",
+                            f"{family} features, one row per patient", optional=True,
+                            index=True),
+            f"{family}_errors": RunFile(f"features/{family}.errors.csv",
+                                        f"features ({family})",
+                                        f"per-patient {family} extraction failures",
+                                        optional=True)}
+
+
+#: Every file of a run directory, by name.
+RUN_FILES: dict[str, RunFile] = {
+    "manifest": RunFile(MANIFEST_NAME, "manifest (written last)",
+                        "config, seed, versions, git commit, input hashes, stage facts"),
+    "cohort": RunFile("cohort/cohort.parquet", "cohort", "the validated cohort table"),
+    "cohort_info": RunFile("cohort/cohort.json", "cohort", "cohort name, phases and source",
+                           optional=True),
+    "problems": RunFile("cohort/problems.csv", "cohort",
+                        "every problem found (loading, QC, preprocessing, features)",
+                        optional=True),
+    "qc_images": RunFile("qc/qc_images.csv", "qc", "per-patient grid and tumour volume",
+                         optional=True),
+    "preprocessed": RunFile("preprocessed.parquet", "preprocess",
+                            "per-patient paths of the preprocessed images and their records",
+                            optional=True),
+    **{k: v for family in FEATURE_FAMILIES for k, v in _features(family).items()},
+    "deep_warnings": RunFile("features/deep.warnings.csv", "features (deep)",
+                             "non-fatal deep-input warnings (e.g. several mask components)",
+                             optional=True),
+    "deep_weights": RunFile("features/deep_weights.json", "features (deep)",
+                            "deep weights provenance per network, with its label",
+                            optional=True),
+    "crop": RunFile("features/crops/{patient_id}.png", "features (deep)",
+                    "the CNN input strip of one patient", optional=True),
+    "ibsi_rows": RunFile("ibsi/ibsi_rows.csv", "ibsi", "IBSI-1 phantom, one row per feature",
+                         optional=True),
+    "ibsi_report": RunFile("ibsi/ibsi_report.txt", "ibsi", "IBSI-1 conformance summary",
+                           optional=True),
+    "table1": RunFile("table1/table1.csv", "table1", "Table 1 by split x pCR", optional=True),
+    "table1_html": RunFile("table1/table1.html", "table1", "Table 1 as HTML", optional=True),
+    "table1_split": RunFile("table1/split.csv", "table1", "train/test split of Table 1",
+                            optional=True),
+    "predictions": RunFile("models/predictions.parquet", "models",
+                           "out-of-fold and test probabilities per model"),
+    "metrics": RunFile("models/metrics.parquet", "models", "metrics with CIs per model"),
+    "selection": RunFile("models/selection.parquet", "models",
+                         "selection trace per (protocol, block, fold)"),
+    "signatures": RunFile("models/signatures.parquet", "models", "signature values"),
+    "lasso_cv": RunFile("models/lasso_cv.parquet", "models", "LASSO cross-validation curves",
+                        optional=True),
+    "shap": RunFile("models/shap.parquet", "models (SHAP)", "SHAP values of final models",
+                    optional=True),
+    "skipped": RunFile("models/skipped.csv", "models", "recorded, explained skips",
+                       optional=True),
+    "split": RunFile("models/split.csv", "models", "the train/test assignment"),
+    "model": RunFile("models/{protocol}/{feature_set}__{classifier}.skops", "models",
+                     "a final fitted model (skops)", optional=True),
+    "models_key": RunFile("models/stage_key.json", "models", "modelling cache key",
+                          optional=True),
+    "audit": RunFile("audit/null_audit.parquet", "audit", "null audit, one row per run",
+                     optional=True),
+    "audit_summary": RunFile("audit/null_audit_summary.csv", "audit",
+                             "null audit summary per protocol and split", optional=True),
+    "audit_key": RunFile("audit/stage_key.json", "audit", "null audit cache key",
+                         optional=True),
+    "report": RunFile("report.html", "report", "standalone HTML report", optional=True),
+}
+
+#: File names whose presence marks a complete stage folder (the stage-cache check).
+MODEL_OUTPUTS = ("predictions", "metrics", "selection", "signatures", "split")
+AUDIT_OUTPUTS = ("audit", "audit_summary")
+
+# A field value becomes one path component: no separators, no "..", nothing hidden.
+_UNSAFE = re.compile(r"[/\\\x00]")
+
+
+def rundir_tree() -> str:
+    """The layout as a Markdown table, one row per file (the README shows exactly this)."""
+    rows = ["| file | name | written by | what |", "|---|---|---|---|"]
+    rows += [f"| `{f.path}` | `{name}` | {f.stage} | {f.description} |"
+             for name, f in RUN_FILES.items()]
+    return "\n".join(rows)
+
+
+class RunDir:
+    """Paths, reading and writing of one run directory (see the module docstring).
+
+    Parameters
+    ----------
+    root
+        The run folder (``data/runs/<name>``). It need not exist yet for writing.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.root)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.root)
+
+    # ------------------------------------------------------------------ paths
+    @staticmethod
+    def spec(name: str) -> RunFile:
+        """The :class:`RunFile` called ``name``."""
+        try:
+            return RUN_FILES[name]
+        except KeyError:
+            raise RunDataError(f"unknown run file {name!r}; known: {sorted(RUN_FILES)}",
+                               step="run directory") from None
+
+    def path(self, name: str, **fields: Any) -> Path:
+        """Path of ``name``; placeholders filled from ``fields``, each one path component.
+
+        Raises
+        ------
+        RunDataError
+            For an unknown name, a missing field, or a field value that would leave its
+            folder (a separator, ``..``, a leading dot or an empty value).
+        """
+        spec = self.spec(name)
+        missing = [f for f in spec.fields if f not in fields]
+        if missing:
+            raise RunDataError(f"run file {name!r} ({spec.path}) needs {missing}",
+                               step="run directory")
+        values = {}
+        for key in spec.fields:
+            value = str(fields[key])
+            if not value or _UNSAFE.search(value) or value.startswith("."):
+                raise RunDataError(f"{key} {value!r} cannot be part of a file name in the run "
+                                   f"directory ({spec.path})", step="run directory")
+            values[key] = value
+        return self.root / spec.path.format(**values)
+
+    def folder(self, name: str) -> Path:
+        """The folder holding ``name`` (created); e.g. ``folder("crop")`` is
+        ``features/crops``."""
+        parent = Path(self.spec(name).path).parent
+        if "{" in str(parent):
+            raise RunDataError(f"the folder of {name!r} depends on its fields; use path()",
+                               step="run directory")
+        folder = self.root / parent
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def exists(self, name: str, **fields: Any) -> bool:
+        return self.path(name, **fields).is_file()
+
+    def glob(self, name: str) -> list[Path]:
+        """Existing files of a patterned name (e.g. every ``model``), sorted."""
+        spec = self.spec(name)
+        pattern = re.sub(r"\{[^}]+\}", "*", spec.path)
+        return sorted(self.root.glob(pattern))
+
+    def feature_families(self) -> list[str]:
+        """The feature families this run has tables for, in join order."""
+        return [f for f in FEATURE_FAMILIES if self.exists(f)]
+
+    # ------------------------------------------------------------------ reading / writing
+    def read(self, name: str, **fields: Any) -> Any:
+        """Read ``name`` (DataFrame for parquet/csv, dict for JSON, str for text)."""
+        spec = self.spec(name)
+        path = self.path(name, **fields)
+        if not path.is_file():
+            raise RunDataError(f"{path.relative_to(self.root)} not found in the run directory; "
+                               f"it is written by the {spec.stage} stage — rerun that stage",
+                               step="run directory", path=path)
+        try:
+            return _read(path)
+        except (OSError, ValueError) as exc:
+            raise RunDataError(f"cannot read {spec.path}: {exc}", step="run directory",
+                               path=path) from exc
+
+    def write(self, name: str, value: Any, **fields: Any) -> Path:
+        """Write ``value`` atomically to ``name``: a DataFrame as parquet or CSV (by the
+        file's suffix; the index kept where the contract says so), a dict as JSON, a str as
+        text."""
+        spec = self.spec(name)
+        path = self.path(name, **fields)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            if isinstance(value, pd.DataFrame):
+                if path.suffix == ".parquet":
+                    value.to_parquet(tmp, index=spec.index)
+                else:
+                    value.to_csv(tmp, index=spec.index)
+            elif isinstance(value, dict | list):
+                tmp.write_text(json.dumps(value, indent=1, default=str) + "\n",
+                               encoding="utf-8")
+            elif isinstance(value, str):
+                tmp.write_text(value, encoding="utf-8")
+            elif isinstance(value, bytes):
+                tmp.write_bytes(value)
+            else:
+                raise RunDataError(f"cannot write a {type(value).__name__} to {spec.path}",
+                                   step="run directory")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+
+
+def _read(path: Path) -> Any:
+    suffix = path.suffix
+    if suffix == ".parquet":
+        return pd.read_parquet(path)
+    if suffix == ".csv":
+        try:
+            return pd.read_csv(path)
+        except pd.errors.EmptyDataError:  # e.g. skipped.csv when nothing was skipped
+            return pd.DataFrame()
+    if suffix == ".json":
+        return json.loads(path.read_text(encoding="utf-8"))
+    if suffix in (".png", ".skops"):
+        return path.read_bytes()
+    return path.read_text(encoding="utf-8")
