@@ -9,12 +9,15 @@ import os
 import subprocess
 from pathlib import Path
 
+import pandas as pd
+
 from workbench.app.serve_policy import auth_from_environment, check_serving, serve_command
 from workbench.cohort import load_cohort
 from workbench.cohort.check import check_cohort, format_report
 from workbench.cohort.synthetic import generate_cohort
+from workbench.cohort.table import problems_frame
 from workbench.config import load_config
-from workbench.data import dataset_path, describe
+from workbench.data import dataset_path, describe, ibsi1_dir
 from workbench.evaluation.summary import headline
 from workbench.features.ibsi import format_report as ibsi_text
 from workbench.features.ibsi import run_ibsi
@@ -70,8 +73,6 @@ def cmd_cohort_check(args: argparse.Namespace) -> int:
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
-        from workbench.cohort.table import problems_frame
-
         problems_frame(report.all_problems).to_csv(out / "qc_problems.csv", index=False)
         report.images.to_csv(out / "qc_images.csv", index=False)
         _provenance(out, cohort=cohort)
@@ -101,8 +102,6 @@ def cmd_table1(args: argparse.Namespace) -> int:
     _provenance(args.out, cohort=cohort, config={"seed": args.seed,
                                                  "test_size": args.test_size},
                 extra={"seed": args.seed})
-    import pandas as pd
-
     with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(table.to_string(index=False))
     print(f"Table 1 written to {paths['csv']} and {paths['html']}")
@@ -220,8 +219,6 @@ def cmd_ibsi(args: argparse.Namespace) -> int:
     # --phantom / --reference override --data, which overrides the copy shipped in the package
     folder = Path(args.data) if args.data else None
     if folder is None and not (args.phantom and args.reference):
-        from workbench.data import ibsi1_dir
-
         folder = ibsi1_dir()
     phantom = Path(args.phantom) if args.phantom else folder / "digital_phantom"
     reference = Path(args.reference) if args.reference else folder / "reference_values.csv"
