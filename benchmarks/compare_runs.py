@@ -41,7 +41,7 @@ def compare(a: pd.DataFrame, b: pd.DataFrame) -> tuple[bool, str]:
     same_nan = np.isnan(x) == np.isnan(y)
     diff = np.where(np.isnan(x) & np.isnan(y), 0.0, np.abs(x - y))
     n_num = int((diff > 0).sum() + (~same_nan).sum())
-    n_text = int(sum((a[c].astype(str) != b[c].astype(str)).sum() for c in other))
+    n_text = int(sum(((a[c] != b[c]) & ~(a[c].isna() & b[c].isna())).sum() for c in other))
     if n_num == 0 and n_text == 0:
         return True, f"identical ({a.shape[0]} x {a.shape[1]})"
     worst = float(np.nanmax(diff)) if diff.size else 0.0
