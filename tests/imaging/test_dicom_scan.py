@@ -8,19 +8,11 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from fixtures.layouts import timepoint_volume, write_dicom_series
+from fixtures.layouts import DCE_VOLUMES, write_dicom_series
 from workbench.imaging.dicom import read_dicom_series
 from workbench.imaging.dicom_scan import describe_dicom_series, list_temporal_positions
 
-VOLUMES = [timepoint_volume(t) for t in (1, 2, 3)]
-
-
-@pytest.fixture()
-def dce(tmp_path: Path) -> Path:
-    folder = tmp_path / "3.000000-Dynamic-3dfgre-55919"
-    write_dicom_series(folder, VOLUMES, slope=2.0, intercept=-100.0, times_s=(0, 150, 450))
-    (folder / "README.txt").write_text("not DICOM")  # ignored
-    return folder
+VOLUMES = DCE_VOLUMES  # the series of the `dce` fixture (tests/imaging/conftest.py)
 
 
 def test_headers_describe_the_series(dce: Path) -> None:
