@@ -1,7 +1,7 @@
 import json
 
 from workbench.config import parse_config
-from workbench.hashing import hash_inputs
+from workbench.hashing import hash_inputs, input_digest
 from workbench.hashing import path_digest as sha256_path
 from workbench.provenance import MANIFEST_NAME, write_manifest
 
@@ -22,7 +22,8 @@ def test_manifest_records_config_versions_git_and_hashes(tmp_path):
     assert data["packages"]["numpy"] and data["packages"]["SimpleITK"]
     assert "commit" in data["git"]
     assert data["inputs"]["a"] == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
-    assert data["inputs"]["series"] == sha256_path(d)
+    # a timepoint of a DICOM folder: the folder's digest with the selector folded in
+    assert data["inputs"]["series"] == input_digest(f"{d}#t=2") != sha256_path(d)
     assert data["inputs"]["gone"] is None
 
 
