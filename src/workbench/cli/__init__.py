@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument("--cohort", required=True, help="manifest CSV or dataset root")
         e.add_argument("--format", default="auto", choices=COHORT_FORMATS)
         e.add_argument("--config", default="configs/demo.yaml", help="run config")
-        e.add_argument("--out", required=True, help="folder for <stage>.parquet and errors")
+        e.add_argument("--out", required=True,
+                       help="run directory: writes features/<stage>.parquet and its errors")
         e.add_argument("--cache", help="content-addressed cache root (default data/interim)")
         e.add_argument("--jobs", type=int, default=None, help="local worker processes")
         e.add_argument("--scheduler", default=None,
