@@ -34,7 +34,7 @@ ROOT = "workbench"
 #: itself and the packages of lower layers; packages of one layer may not import each other.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("errors",),
-    ("names", "hashing", "data"),         # pure registries, content hashes, package data
+    ("names", "hashing", "files", "data"),  # registries, content hashes, atomic writes, package data
     ("provenance",),
     ("batch", "rundir"),                  # the per-patient runner; the run-directory contract
     ("rundata",),                         # cached reading of a run directory

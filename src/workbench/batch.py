@@ -101,22 +101,25 @@ class Outcome:
 
 def run_guarded(func: Callable[..., Any], args: tuple, kwargs: Mapping[str, Any],
                 patient_id: str, step: str, threads: int | None = None
-                ) -> tuple[Any, dict | None, str | None]:
-    """Run one job and return ``(value, problem, traceback)``; never raises."""
+                ) -> tuple[Any, dict | None, str | None, bool]:
+    """Run one job and return ``(value, problem, traceback, unexpected)``; never raises.
+
+    ``unexpected`` marks a failure that is not a :class:`~workbench.errors.WorkbenchError`
+    (a bug or an unforeseen library failure): its traceback is logged as an error, where a
+    workbench error's cause is only debug detail."""
     if threads:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
     try:
-        return func(*args, **kwargs), None, None
+        return func(*args, **kwargs), None, None, False
     except WorkbenchError as err:
         cause = err.__cause__
         tb = None
         if cause is not None and not isinstance(cause, WorkbenchError):
             tb = "".join(traceback.format_exception(cause))
-        return None, problem_row(patient_id, err.step or step, err.message, err.path), tb
+        return None, problem_row(patient_id, err.step or step, err.message, err.path), tb, False
     except Exception as exc:  # a bug or an unforeseen library failure: still per patient
-        return None, problem_row(patient_id, step,
-                                 f"unexpected {type(exc).__name__}: {exc}"), \
-            traceback.format_exc()
+        return (None, problem_row(patient_id, step, f"unexpected {type(exc).__name__}: {exc}"),
+                traceback.format_exc(), True)
 
 
 def _indexed(index: int, *args: Any) -> tuple[int, tuple]:
@@ -161,17 +164,17 @@ def run_batch(jobs: Sequence[Job], *, workers: int = 1, scheduler: Any = None,
     with tqdm(total=len(todo) + done_before, initial=done_before, desc=desc, unit=unit,
               disable=not progress) as bar:
         bar.set_postfix(counts, refresh=False)
-        for job, (value, problem, tb) in _execute(todo, workers, scheduler, share_threads):
+        for job, (value, problem, tb, unexpected) in _execute(todo, workers, scheduler,
+                                                              share_threads):
             if problem is None:
                 counts["done"] += 1
             else:
                 counts["failed"] += 1
                 log.warning("[patient %s] %s: %s (%s)", problem["patient_id"], problem["step"],
                             problem["message"], problem["file"])
-                if tb:  # an unforeseen failure is a bug worth showing; a cause, detail
-                    level = (logging.ERROR if problem["message"].startswith("unexpected ")
-                             else logging.DEBUG)
-                    log.log(level, "traceback for patient %s:\n%s", job.patient_id, tb)
+                if tb:
+                    log.log(logging.ERROR if unexpected else logging.DEBUG,
+                            "traceback for patient %s:\n%s", job.patient_id, tb)
             bar.set_postfix(counts, refresh=False)
             bar.update()
             yield Outcome(job, value, problem, tb)
@@ -221,7 +224,7 @@ def _execute_dask(todo: list[Job], scheduler: Any,
             except Exception as exc:  # the worker died (KilledWorker) or could not unpickle
                 result = (None, problem_row(job.patient_id, job.step,
                                             f"Dask task failed: {type(exc).__name__}: {exc}"),
-                          traceback.format_exc())
+                          traceback.format_exc(), True)
             yield job, result
     finally:
         if owned:

@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from workbench.files import atomic_write_text
 from workbench.hashing import hash_inputs
 
 MANIFEST_NAME = "run_manifest.json"
@@ -79,13 +80,8 @@ def build_manifest(*, config: Any = None, inputs: Mapping[str, str | Path] | Non
 
 def write_manifest(out_dir: str | Path, **kwargs: Any) -> Path:
     """Write ``run_manifest.json`` into ``out_dir`` atomically; see :func:`build_manifest`."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / MANIFEST_NAME
-    tmp = target.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(build_manifest(**kwargs), indent=2, default=str) + "\n")
-    os.replace(tmp, target)
-    return target
+    return atomic_write_text(Path(out_dir) / MANIFEST_NAME,
+                             json.dumps(build_manifest(**kwargs), indent=2, default=str) + "\n")
 
 
 def cohort_inputs(df: Any, columns: Iterable[str]) -> dict[str, str]:

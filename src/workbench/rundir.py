@@ -11,10 +11,8 @@ dashboard and the notebooks.
 from __future__ import annotations
 
 import json
-import os
 import re
 import string
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from workbench.errors import WorkbenchError
+from workbench.files import atomic_path
 from workbench.provenance import MANIFEST_NAME
 
 __all__ = ["AUDIT_OUTPUTS", "FEATURE_FAMILIES", "MODEL_OUTPUTS", "RUN_FILES", "RunDataError",
@@ -245,9 +244,7 @@ class RunDir:
         text."""
         spec = self.spec(name)
         path = self.path(name, **fields)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
+        with atomic_path(path) as tmp:
             if isinstance(value, pd.DataFrame):
                 if path.suffix == ".parquet":
                     value.to_parquet(tmp, index=spec.index)
@@ -263,9 +260,6 @@ class RunDir:
             else:
                 raise RunDataError(f"cannot write a {type(value).__name__} to {spec.path}",
                                    step="run directory")
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
         return path
 
 

@@ -25,7 +25,8 @@ from workbench.batch import n_workers
 from workbench.features.extract import FeatureResult
 from workbench.features.kinetic import extract_kinetic
 from workbench.features.radiomics import extract_radiomics
-from workbench.features.store import FeatureStore, atomic_write_text, errors_frame, make_key
+from workbench.features.store import FeatureStore, errors_frame, make_key
+from workbench.files import atomic_write_text
 
 SIZE = (30, 30, 20)  # x, y, z
 RAW = {"pre": (100.0, 90.0), "early": (105.0, 200.0), "late": (108.0, 170.0)}  # tissue, tumour

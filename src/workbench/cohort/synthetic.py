@@ -90,7 +90,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
 import time
 from pathlib import Path
@@ -108,6 +107,7 @@ from workbench.cohort.synth_patient import SyntheticPatient, synthesize_patient
 from workbench.cohort.synth_settings import SUBTYPES, SynthSettings
 from workbench.cohort.table import CLINICAL_COLUMNS, DEFAULT_PHASES, image_column
 from workbench.errors import ConfigError, WorkbenchError
+from workbench.files import atomic_write_text
 from workbench.imaging.io import write_image
 
 __all__ = ["SynthSettings", "SyntheticPatient", "generate_cohort", "synthesize_patient",
@@ -160,12 +160,6 @@ def _check_arguments(n: int, seed: int, jobs: int) -> None:
                           step="synth")
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def generate_cohort(out_dir: str | Path, n: int = 163, seed: int = 0, *, jobs: int = 1,
                     progress: bool = True, settings: SynthSettings | None = None) -> Path:
     """Generate the synthetic cohort and return the path of ``out_dir/manifest.csv``.
@@ -214,11 +208,11 @@ def generate_cohort(out_dir: str | Path, n: int = 163, seed: int = 0, *, jobs: i
     manifest = pd.DataFrame([r["manifest"] for r in rows])[MANIFEST_COLUMNS]
     truth = pd.DataFrame([r["truth"] for r in rows])
     manifest_path = out / "manifest.csv"
-    _write_text_atomic(manifest_path, manifest.to_csv(index=False))
-    _write_text_atomic(out / "truth.csv", truth.to_csv(index=False))
+    atomic_write_text(manifest_path, manifest.to_csv(index=False))
+    atomic_write_text(out / "truth.csv", truth.to_csv(index=False))
     summary = _summary(truth, n=n, seed=seed, jobs=jobs, settings=settings, calib=calib,
                        seconds=time.perf_counter() - start)
-    _write_text_atomic(out / "synth_summary.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out / "synth_summary.json", json.dumps(summary, indent=2) + "\n")
     log.info("synthetic cohort written: %s (pCR rate %.2f, realised oracle AUC %s)",
              manifest_path, summary["pcr_rate"], summary["oracle_auc_realised"])
     return manifest_path

@@ -15,7 +15,7 @@ rerun with the same inputs recomputes nothing; changing one parameter recomputes
 whose key it enters; moving or renaming files invalidates nothing.
 
 Each record is written to a temporary file in the same folder and renamed into place
-(:func:`atomic_write_text`): a reader sees the whole record or none, so a run killed with
+(:func:`workbench.files.atomic_write_text`): a reader sees the whole record or none, so a run killed with
 ``kill -9`` leaves only complete units behind and the next run resumes after them. (This
 protects against killed processes, not against power loss: files are not fsync'ed.)
 
@@ -29,14 +29,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from workbench.files import atomic_write_text
 from workbench.hashing import json_digest
 from workbench.provenance import package_versions
 
@@ -58,22 +57,6 @@ def make_key(namespace: str, payload: Mapping[str, Any]) -> str:
 def library_versions(packages: Iterable[str]) -> dict[str, str | None]:
     """Installed versions of the libraries a stage's results depend on (no imports)."""
     return package_versions(tuple(packages))
-
-
-# --------------------------------------------------------------------------- writing
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically: a unique temporary file, then ``os.replace``."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink(missing_ok=True)
-    return target
 
 
 class FeatureStore:

@@ -14,7 +14,6 @@ Every reader raises :class:`~workbench.errors.ImageError` naming the patient and
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from workbench.errors import ImageError
+from workbench.files import atomic_path
 from workbench.imaging.dicom import read_dicom_series
 
 _SELECTOR = re.compile(r"^(?P<path>.*)#t=(?P<t>\d+)$")
@@ -106,10 +106,6 @@ def _reject_nonfinite(image: sitk.Image, path: Path, spec: object, patient: str 
 
 def write_image(image: sitk.Image, path: str | Path, *, compress: bool = True) -> Path:
     """Write an image atomically (temporary file, then rename), creating parent folders."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(out.suffixes[-2:]) if out.name.endswith(".nii.gz") else out.suffix
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp{suffix}")
-    sitk.WriteImage(image, str(tmp), compress)
-    os.replace(tmp, out)
-    return out
+    with atomic_path(path) as tmp:
+        sitk.WriteImage(image, str(tmp), compress)
+    return Path(path)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from workbench.files import atomic_write_text
 from workbench.hashing import code_digest, frame_digest
 
 log = logging.getLogger(__name__)
@@ -59,10 +60,7 @@ def is_current(key_file: Path, key: str, outputs: Iterable[Path]) -> dict | None
 
 def mark_done(key_file: Path, key: str, **info) -> None:
     """Write the key file (call after every output is written)."""
-    path = Path(key_file)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"key": key, **info}, indent=1, default=str), encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(key_file, json.dumps({"key": key, **info}, indent=1, default=str))
 
 
 def invalidate(key_file: Path) -> None:

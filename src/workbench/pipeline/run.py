@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,21 +63,14 @@ class RunResult:
         return RunDir(self.run_dir)
 
 
-class _Timer:
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    def __call__(self, name: str):
-        timer = self
-
-        class _Span:
-            def __enter__(self):
-                self.start = time.perf_counter()
-
-            def __exit__(self, *exc):
-                timer.seconds[name] = time.perf_counter() - self.start
-
-        return _Span()
+@contextmanager
+def _timed(seconds: dict[str, float], name: str):
+    """Record the wall time of the ``with`` block in ``seconds[name]``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[name] = time.perf_counter() - start
 
 
 def run_pipeline(cfg: RunConfig, *, out: Path | None = None, cache_dir: Path | None = None,
@@ -102,18 +96,18 @@ def run_pipeline(cfg: RunConfig, *, out: Path | None = None, cache_dir: Path | N
     run = RunDir(Path(out) if out else default_run_dir(cfg))
     run.root.mkdir(parents=True, exist_ok=True)
     cache = Path(cache_dir) if cache_dir else default_cache()
-    timer = _Timer()
+    timings: dict[str, float] = {}
 
-    with timer("cohort"):
+    with _timed(timings, "cohort"):
         cohort = cohort_stage(cfg, jobs=jobs, progress=progress)
-    with timer("qc"):
+    with _timed(timings, "qc"):
         qc_stage(cohort, run, jobs=jobs, progress=progress)
-    with timer("preprocess"):
+    with _timed(timings, "preprocess"):
         pre = preprocess_stage(cohort, cfg, cache / "preprocessed", jobs=jobs,
                                progress=progress)
         cohort.add_problems(pre.problems)
         run.write("preprocessed", pre.table)
-    with timer("features"):
+    with _timed(timings, "features"):
         labels = pd.Series(cohort.df["pcr"].to_numpy(), index=cohort.df["patient_id"])
         feats = feature_stages(pre.table, cfg, cache, run, jobs=jobs, scheduler=scheduler,
                                labels=labels, progress=progress)
@@ -123,32 +117,32 @@ def run_pipeline(cfg: RunConfig, *, out: Path | None = None, cache_dir: Path | N
     models = audit = None
     cohort.save(run.path("cohort").parent)  # the modelling and audit stages read it
     if len(cohort.labelled()) and cfg.classifiers:
-        with timer("models"):
+        with _timed(timings, "models"):
             try:
                 models = model_stage(cfg, run, cohort.df, jobs=jobs, progress=progress)
             except WorkbenchError as exc:  # e.g. too few patients of a class: recorded
                 cohort.add_problems([Problem(None, "model", f"modelling skipped: "
                                              f"{exc.message}", None, "warning")])
         if models is not None and cfg.audit.permutations:
-            with timer("audit"):
+            with _timed(timings, "audit"):
                 try:
                     audit = audit_stage(cfg, run, jobs=jobs, progress=progress)
                 except WorkbenchError as exc:
                     cohort.add_problems([Problem(None, "audit", f"null audit skipped: "
                                                  f"{exc.message}", None, "warning")])
-    with timer("ibsi"):
+    with _timed(timings, "ibsi"):
         ibsi = ibsi_stage(run)
-    with timer("table1"):
+    with _timed(timings, "table1"):
         table1_or_problem(cohort, run, cfg)
 
     cohort.save(run.path("cohort").parent)
-    manifest_stage(cfg, run, ibsi=ibsi, extra=_runtime_facts(timer.seconds, feats, models))
+    manifest_stage(cfg, run, ibsi=ibsi, extra=_runtime_facts(timings, feats, models))
     report = None
     if models is not None:  # the report needs the modelling tables
-        with timer("report"):
+        with _timed(timings, "report"):
             report = report_stage(run)
-    summary = _summary(cohort, pre, feats, models, audit, ibsi, timer.seconds, run)
-    return RunResult(run.root, summary, report, timer.seconds, models, audit, feats)
+    summary = _summary(cohort, pre, feats, models, audit, ibsi, timings, run)
+    return RunResult(run.root, summary, report, timings, models, audit, feats)
 
 
 def _runtime_facts(timings: dict[str, float], feats: dict[str, FeatureResult],

@@ -47,8 +47,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -59,6 +57,7 @@ from scipy import ndimage
 
 from workbench.errors import ConfigError
 from workbench.features.extract import FeatureError
+from workbench.files import atomic_path
 from workbench.imaging.io import read_image
 from workbench.imaging.slices import SliceChoice, axial_axis, select_slice
 
@@ -303,15 +302,9 @@ def save_crop_png(crop: PatientCrop, path: str | Path) -> Path:
     size = crop.phase_crops.shape[1]
     sep = np.ones((size, 2, 3), np.float32)
     strip = np.concatenate([x for p in panels for x in (p, sep)][:-1], axis=1)
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         Image.fromarray(np.round(strip * 255).astype(np.uint8), "RGB").save(tmp, format="PNG")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    return Path(path)
 
 
 __all__ = ["CropSettings", "PatientCrop", "SliceChoice", "axial_axis", "crop_square",

@@ -47,11 +47,11 @@ from workbench.features.extract import (
 )
 from workbench.features.store import (
     FeatureStore,
-    atomic_write_text,
     errors_frame,
     library_versions,
     make_key,
 )
+from workbench.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 

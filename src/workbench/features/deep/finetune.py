@@ -20,8 +20,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,8 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from workbench.errors import ConfigError, WorkbenchError
-from workbench.features.store import atomic_write_text, make_key
+from workbench.features.store import make_key
+from workbench.files import atomic_path, atomic_write_text
 from workbench.hashing import sha256_file
 
 log = logging.getLogger(__name__)
@@ -227,13 +226,8 @@ class FineTuner:
         groups = np.repeat(used, counts)
         history = fine_tune_backbone(backbone, images, labels, groups, preprocess=preprocess,
                                      settings=self.settings, seed=self.seed)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{net}.{os.getpid()}.{uuid.uuid4().hex[:8]}.weights.h5"
-        try:
+        with atomic_path(weights) as tmp:
             backbone.save_weights(tmp)
-            os.replace(tmp, weights)
-        finally:
-            tmp.unlink(missing_ok=True)
         atomic_write_text(folder / f"{net}_history.csv", history.to_csv(index=False))
         record = self._summary(net, history, weights, len(used))
         atomic_write_text(folder / f"{net}.json", json.dumps(record, indent=1))
