@@ -21,6 +21,7 @@ from workbench.data import dataset_path, describe, ibsi1_dir
 from workbench.evaluation.summary import headline
 from workbench.features.ibsi import format_report as ibsi_text
 from workbench.features.ibsi import run_ibsi
+from workbench.models.model_file import audit_model_file
 from workbench.pipeline import (
     audit_stage,
     feature_stages,
@@ -170,6 +171,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    audit_model_file(args.model)  # refuse an untrusted file before any other work
     cohort = _load_cohort(args)
     result = predict_stage(Path(args.model), cohort, Path(args.out),
                            jobs=args.jobs or 1, progress=not args.quiet)

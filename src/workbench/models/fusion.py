@@ -4,7 +4,8 @@
 feature table (block columns by prefix plus ``clin__`` columns), computes each block's
 signature with the selection pipeline fitted on the training patients, and returns the
 classifier's probability of pCR. It is saved with skops (never pickle) by :func:`save_model`
-and read back by :func:`load_model`, which only trusts types from an explicit allowlist.
+and read back by :func:`load_model`, which first checks every type in the file against the
+exact list in :mod:`workbench.models.model_file` and refuses anything else unloaded.
 """
 
 from __future__ import annotations
@@ -18,10 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from workbench.errors import WorkbenchError
 from workbench.models.feature_sets import CLINICAL_PREFIX, block_columns
-
-TRUSTED_PREFIXES = ("sklearn.", "workbench.", "numpy.", "xgboost.", "catboost.", "scipy.",
-                    "builtins.", "collections.", "pandas.")
-
+from workbench.models.model_file import audit_model_file
 
 class FusionModel(ClassifierMixin, BaseEstimator):
     """Signatures of fitted blocks (+ clinical columns) fed to a fitted classifier pipeline.
@@ -167,21 +165,25 @@ def save_model(model: FusionModel, path: str | Path) -> Path:
 
 
 def load_model(path: str | Path) -> FusionModel:
-    """Load a skops model, trusting only allowlisted module prefixes.
+    """Load a skops model after checking every type it holds against the exact trust list.
 
     Raises
     ------
     WorkbenchError
-        If the file holds a type outside the allowlist (it is then not loaded at all).
+        If the file is not a skops archive, holds any type or node kind outside
+        :data:`~workbench.models.model_file.TRUSTED_TYPES` (it is then not loaded at all), or
+        does not hold a :class:`FusionModel`.
     """
     import skops.io as sio
 
     p = Path(path)
-    if not p.is_file():
-        raise WorkbenchError("model file not found", step="predict", path=p)
-    untrusted = sio.get_untrusted_types(file=p)
-    unknown = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
-    if unknown:
-        raise WorkbenchError(f"model file holds types outside the allowlist {unknown}; "
-                             "refusing to load it", step="predict", path=p)
-    return sio.load(p, trusted=untrusted)
+    types = audit_model_file(p)
+    try:
+        model = sio.load(p, trusted=types)
+    except Exception as exc:  # a schema that passed the audit but does not rebuild
+        raise WorkbenchError(f"model file cannot be rebuilt ({type(exc).__name__}: "
+                             f"{str(exc)[:160]})", step="model file", path=p) from exc
+    if not isinstance(model, FusionModel):
+        raise WorkbenchError(f"model file holds a {type(model).__name__}, not a workbench "
+                             "fusion model", step="model file", path=p)
+    return model
