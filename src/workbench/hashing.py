@@ -10,13 +10,21 @@ Every cache in the workbench is keyed by content, never by file name or time sta
 * :func:`frame_digest` — a table by value (a rewritten but identical parquet still matches).
 * :func:`code_digest` — the source of workbench packages (a code change invalidates results
   computed by it).
+* :func:`identical_inputs` — which of one patient's inputs are the same input twice.
+
+Only regular files (or symbolic links to them) are read: a FIFO, a device such as
+``/dev/zero`` or a socket would block or stream forever, so :func:`non_regular_kind` names it
+and the hashing functions refuse it with an error naming the path and its kind. Inside a
+folder (a DICOM series) such entries are skipped, as the DICOM reader skips them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import stat
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,10 +32,11 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.errors import ImageError
+from workbench.errors import ImageError, WorkbenchError
 
-__all__ = ["canonical_json", "code_digest", "digest_many", "frame_digest", "input_digest",
-           "json_digest", "path_digest", "sha256_file", "split_selector"]
+__all__ = ["canonical_json", "code_digest", "digest_many", "frame_digest", "identical_inputs",
+           "input_digest", "json_digest", "non_regular_kind", "path_digest", "sha256_file",
+           "split_selector"]
 
 _CHUNK = 1 << 20
 _SELECTOR = re.compile(r"^(?P<path>.*)#t=(?P<t>\d+)$")
@@ -42,8 +51,45 @@ def split_selector(spec: str | Path) -> tuple[str, int | None]:
     return str(spec), None
 
 
+_KINDS = ((stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISCHR, "character device"),
+          (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"))
+
+
+def non_regular_kind(path: str | Path, *, allow_dir: bool = False) -> str | None:
+    """What ``path`` is when it is not a regular file (``"FIFO (named pipe)"``,
+    ``"character device"``, ...), or ``None`` for a regular file (a symbolic link counts as
+    what it points to), a folder when ``allow_dir``, or a missing path (callers report that
+    themselves)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode) or (allow_dir and stat.S_ISDIR(mode)):
+        return None
+    if stat.S_ISDIR(mode):
+        return "folder"
+    return next((name for test, name in _KINDS if test(mode)), "special file")
+
+
+def _refusal(kind: str, expected: str = "an image file") -> str:
+    if kind == "folder":
+        return f"is a folder; give the path of {expected}"
+    return (f"is a {kind}, not a regular file: reading it would block or never end; give the "
+            f"path of {expected}")
+
+
 def sha256_file(path: str | Path) -> str:
-    """sha256 of one file, streamed."""
+    """sha256 of one regular file, streamed.
+
+    Raises
+    ------
+    WorkbenchError
+        When ``path`` is a FIFO, a device, a socket or a folder (naming the path and kind).
+    """
+    kind = non_regular_kind(path)
+    if kind is not None:
+        raise WorkbenchError(f"cannot hash it: it {_refusal(kind, 'a regular file')}",
+                             step="hash", path=path)
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(_CHUNK):
@@ -52,8 +98,18 @@ def sha256_file(path: str | Path) -> str:
 
 
 def path_digest(path: str | Path) -> str:
-    """sha256 of a file, or of a folder (its files' relative names and digests, sorted)."""
+    """sha256 of a file, or of a folder (its regular files' relative names and digests,
+    sorted; FIFOs, devices and sockets inside it are skipped).
+
+    Raises
+    ------
+    ImageError
+        When ``path`` itself is a FIFO, a device or a socket.
+    """
     p = Path(path)
+    kind = non_regular_kind(p, allow_dir=True)
+    if kind is not None:
+        raise ImageError(f"input {_refusal(kind)}", step="read", path=p)
     if p.is_file():
         return sha256_file(p)
     h = hashlib.sha256()
@@ -76,6 +132,10 @@ def input_digest(spec: str | Path, *, patient: str | None = None, what: str = "i
     p = Path(path)
     if not p.exists():
         raise ImageError(f"{what} not found", patient=patient, step="read", path=str(spec))
+    kind = non_regular_kind(p, allow_dir=True)
+    if kind is not None:
+        raise ImageError(f"{what} {_refusal(kind)}", patient=patient, step="read",
+                         path=str(spec))
     try:
         digest = path_digest(p)
     except OSError as exc:
@@ -84,6 +144,60 @@ def input_digest(spec: str | Path, *, patient: str | None = None, what: str = "i
     if temporal is None:
         return digest
     return hashlib.sha256(f"{digest}#t={temporal}".encode()).hexdigest()
+
+
+def identical_inputs(specs: Mapping[str, str | Path]) -> list[tuple[str, str, str]]:
+    """Pairs of named inputs (``{"phase 'pre'": path, ...}``) that are one input twice.
+
+    Two inputs are the same when their paths resolve to one file or folder (symbolic links
+    followed) with the same temporal selector, or when their contents are identical (same
+    :func:`path_digest`, same selector). Contents are hashed only for inputs of equal size
+    (a folder: equal number and total size of files), so distinct compressed phases cost a
+    ``stat`` each. Missing, unreadable and non-regular inputs are left to the reader to report.
+
+    Returns
+    -------
+    list of (name, earlier name, how)
+        ``how`` is ``"same file"`` or ``"identical content"``; each later duplicate is paired
+        with the first input it repeats.
+    """
+    seen: list[tuple[str, tuple[str, int | None], tuple[int, int], Path]] = []
+    digests: dict[str, str] = {}
+    found = []
+
+    def digest(name: str, path: Path) -> str | None:
+        if name not in digests:
+            try:
+                digests[name] = path_digest(path)
+            except (OSError, WorkbenchError):
+                return None
+        return digests[name]
+
+    for name, spec in specs.items():
+        raw, temporal = split_selector(spec)
+        p = Path(raw)
+        try:
+            resolved = p.resolve(strict=True)
+            if non_regular_kind(resolved, allow_dir=True) is not None:
+                continue
+            files = [resolved] if resolved.is_file() else [
+                f for f in resolved.rglob("*") if f.is_file()]
+            signature = (len(files), sum(f.stat().st_size for f in files))
+        except OSError:
+            continue
+        for other, (other_path, other_t), other_sig, other_raw in seen:
+            if other_t != temporal:
+                continue
+            if other_path == str(resolved):
+                found.append((name, other, "same file"))
+                break
+            if other_sig == signature and resolved.is_file() == Path(other_path).is_file():
+                mine, theirs = digest(name, p), digest(other, other_raw)
+                if mine is not None and mine == theirs:
+                    found.append((name, other, "identical content"))
+                    break
+        seen.append((name, (str(resolved), temporal), signature, p))
+    return found
 
 
 def digest_many(specs: Iterable[str], *, threads: int = 4) -> dict[str, str | Exception]:
