@@ -25,12 +25,14 @@ import SimpleITK as sitk
 
 from workbench.errors import ImageError
 from workbench.imaging.dicom_scan import SliceHeader, float_or_none, scan_series
+from workbench.imaging.header import DEFAULT_MAX_VOXELS, format_size, spacing_problem
 
 SPACING_REL_TOL = 0.1  # slice steps may differ from their median by at most 10 %
 
 
 def read_dicom_series(folder: str | Path, temporal_position: int | None = None,
-                      patient: str | None = None) -> sitk.Image:
+                      patient: str | None = None,
+                      max_voxels: int | None = None) -> sitk.Image:
     """Read one volume of the DICOM series stored in ``folder``.
 
     Parameters
@@ -42,6 +44,9 @@ def read_dicom_series(folder: str | Path, temporal_position: int | None = None,
         for a single-volume series.
     patient
         Patient the series belongs to, for error messages.
+    max_voxels
+        Largest volume accepted (rows x columns x slices, from the headers, before any pixel
+        is decoded); ``None``: :data:`~workbench.imaging.header.DEFAULT_MAX_VOXELS`.
 
     Returns
     -------
@@ -53,7 +58,8 @@ def read_dicom_series(folder: str | Path, temporal_position: int | None = None,
     ImageError
         Not a DICOM series, several series in the folder, a multi-timepoint series read
         without a selector (or with one it does not hold), inconsistent orientation,
-        missing slices, uneven slice spacing, or undecodable pixel data.
+        missing slices, uneven slice spacing, zero or negative pixel spacing, more voxels
+        than ``max_voxels``, or undecodable pixel data.
     """
     folder = Path(folder)
     scan = scan_series(folder, patient)
@@ -75,6 +81,7 @@ def read_dicom_series(folder: str | Path, temporal_position: int | None = None,
     headers = scan.by_timepoint[key]
     projections = scan.projections[key]
     first = headers[0]
+    _check_volume_header(headers, folder, patient, max_voxels)
 
     slices = []
     for h in headers:
@@ -94,6 +101,25 @@ def read_dicom_series(folder: str | Path, temporal_position: int | None = None,
     image.SetOrigin(tuple(float(v) for v in first.position))
     image.SetDirection(tuple(float(v) for v in np.column_stack([row, col, normal]).ravel()))
     return image
+
+
+def _check_volume_header(headers: list[SliceHeader], folder: Path, patient: str | None,
+                         max_voxels: int | None) -> None:
+    """Refuse a volume too large or with unusable pixel spacing before decoding pixels (the
+    slice step is checked by :func:`_slice_step`)."""
+    cap = DEFAULT_MAX_VOXELS if max_voxels is None else int(max_voxels)
+    rows, cols = headers[0].shape
+    size = (cols, rows, len(headers))
+    if cols * rows * len(headers) > cap:
+        raise ImageError(f"the DICOM series claims {cols * rows * len(headers):,} voxels "
+                         f"({format_size(size)}), more than the limit of {cap:,}; if it is "
+                         "genuine, raise limits.max_voxels in the run config (max_voxels= in "
+                         "the API)", patient=patient, step="read", path=folder)
+    for h in headers:
+        why = spacing_problem(h.pixel_spacing)
+        if why is not None:
+            raise ImageError(f"DICOM PixelSpacing: {why}", patient=patient, step="read",
+                             path=h.path)
 
 
 def _read_pixels(h: SliceHeader, patient: str | None) -> np.ndarray:

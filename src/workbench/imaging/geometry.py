@@ -8,6 +8,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from workbench.errors import GeometryError, ImageError
+from workbench.imaging.header import format_numbers, format_size
 
 SPACING_TOL = 1e-3  # relative
 ORIGIN_TOL_MM = 1e-2  # absolute, in mm; scaled by spacing below
@@ -32,33 +33,48 @@ def geometry_mismatch(reference: sitk.Image, other: sitk.Image) -> str | None:
     """
     a, b = describe(reference), describe(other)
     if a["size"] != b["size"]:
-        return f"size {b['size']} != {a['size']}"
+        return f"size {format_size(b['size'])} != {format_size(a['size'])}"
     sa, sb = np.array(a["spacing"]), np.array(b["spacing"])
     if not np.allclose(sa, sb, rtol=SPACING_TOL, atol=0):
-        return f"spacing {tuple(np.round(sb, 4))} != {tuple(np.round(sa, 4))}"
+        return f"spacing {format_numbers(sb, 4)} != {format_numbers(sa, 4)}"
     origin_tol = max(ORIGIN_TOL_MM, 0.1 * float(sa.min()))
     if np.abs(np.array(a["origin"]) - np.array(b["origin"])).max() > origin_tol:
-        return f"origin {tuple(np.round(b['origin'], 3))} != {tuple(np.round(a['origin'], 3))}"
+        return f"origin {format_numbers(b['origin'], 3)} != {format_numbers(a['origin'], 3)}"
     if np.abs(np.array(a["direction"]) - np.array(b["direction"])).max() > DIRECTION_TOL:
         return "direction cosines differ"
     return None
 
 
-def check_same_grid(images: Mapping[str, sitk.Image], *, patient: str | None = None,
-                    reference: str | None = None) -> None:
-    """Raise :class:`GeometryError` unless all ``images`` share the reference's grid."""
+def grid_mismatches(images: Mapping[str, sitk.Image], *, patient: str | None = None,
+                    reference: str | None = None,
+                    paths: Mapping[str, object] | None = None) -> list[GeometryError]:
+    """One :class:`GeometryError` per image not on the reference's grid (default: the first
+    image), naming that image and, from ``paths`` (name -> file), its file."""
     if not images:
-        return
+        return []
     ref_name = reference or next(iter(images))
     ref = images[ref_name]
+    found = []
     for name, image in images.items():
         if name == ref_name:
             continue
         why = geometry_mismatch(ref, image)
         if why is not None:
-            raise GeometryError(f"{name} does not match {ref_name} grid: {why}; "
-                                "resample it onto the phase grid or fix the export",
-                                patient=patient, step="geometry")
+            found.append(GeometryError(f"{name} does not match {ref_name} grid: {why}; "
+                                       "resample it onto the phase grid or fix the export",
+                                       patient=patient, step="geometry",
+                                       path=(paths or {}).get(name)))
+    return found
+
+
+def check_same_grid(images: Mapping[str, sitk.Image], *, patient: str | None = None,
+                    reference: str | None = None,
+                    paths: Mapping[str, object] | None = None) -> None:
+    """Raise :class:`GeometryError` for the first image not on the reference's grid (see
+    :func:`grid_mismatches`)."""
+    found = grid_mismatches(images, patient=patient, reference=reference, paths=paths)
+    if found:
+        raise found[0]
 
 
 def check_mask(mask: sitk.Image, *, patient: str | None = None, path: str | None = None) -> int:

@@ -10,6 +10,10 @@ A path in a cohort table is one of:
   numbers them; see :mod:`workbench.imaging.dicom`).
 
 Every reader raises :class:`~workbench.errors.ImageError` naming the patient and the file.
+Before any pixel is read, a file's header is checked (:mod:`workbench.imaging.header`): only
+regular files, 3-D scalar volumes, at most ``max_voxels`` voxels, usable spacing, and as many
+bytes of pixel data as the header implies; a DICOM series gets the same voxel and spacing
+checks from its headers (:mod:`workbench.imaging.dicom`).
 """
 
 from __future__ import annotations
@@ -22,7 +26,14 @@ import SimpleITK as sitk
 
 from workbench.errors import ImageError
 from workbench.files import atomic_path
+from workbench.hashing import non_regular_kind
 from workbench.imaging.dicom import read_dicom_series
+from workbench.imaging.header import (
+    check_image_file,
+    format_size,
+    itk_error_detail,
+    spacing_problem,
+)
 
 _SELECTOR = re.compile(r"^(?P<path>.*)#t=(?P<t>\d+)$")
 IMAGE_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
@@ -37,7 +48,7 @@ def split_selector(spec: str) -> tuple[str, int | None]:
 
 
 def read_image(spec: str | Path, *, patient: str | None = None, what: str = "image",
-               pixel_type: int | None = None) -> sitk.Image:
+               pixel_type: int | None = None, max_voxels: int | None = None) -> sitk.Image:
     """Read an image or mask, keeping spacing, origin and direction.
 
     Parameters
@@ -50,35 +61,63 @@ def read_image(spec: str | Path, *, patient: str | None = None, what: str = "ima
         Human name of the image (``"phase 'pre'"``, ``"tumour mask"``) for error messages.
     pixel_type
         Optional SimpleITK pixel type to cast to (e.g. ``sitk.sitkFloat32``).
+    max_voxels
+        Largest voxel count accepted, checked from the header before pixels are read;
+        ``None``: :data:`~workbench.imaging.header.DEFAULT_MAX_VOXELS` (512³).
 
     Raises
     ------
     ImageError
-        If the path does not exist or cannot be decoded.
+        If the path does not exist, is not a regular file or folder, is not a 3-D scalar
+        volume, claims more than ``max_voxels`` voxels, has unusable spacing, is truncated
+        or cannot be decoded.
     """
     path, temporal = split_selector(str(spec))
     p = Path(path)
     if not p.exists():
         raise ImageError(f"{what} not found", patient=patient, step="read", path=spec)
+    kind = non_regular_kind(p, allow_dir=True)
+    if kind is not None:
+        raise ImageError(f"{what} is a {kind}, not a regular file or folder: reading it would "
+                         "block or never end; give the path of an image file or DICOM folder",
+                         patient=patient, step="read", path=spec)
     try:
         if p.is_dir():
-            image = read_dicom_series(p, temporal_position=temporal, patient=patient)
+            image = read_dicom_series(p, temporal_position=temporal, patient=patient,
+                                      max_voxels=max_voxels)
         else:
             if temporal is not None:
                 raise ImageError(f"temporal selector #t={temporal} only applies to DICOM folders",
                                  patient=patient, step="read", path=spec)
+            check_image_file(p, max_voxels=max_voxels, patient=patient, what=what, spec=spec)
             image = sitk.ReadImage(str(p))
     except ImageError:
         raise
     except Exception as exc:  # SimpleITK raises RuntimeError with ITK text
-        first = str(exc).strip().splitlines()
-        detail = next((line for line in first if "rror" in line), first[0] if first else "")
-        raise ImageError(f"cannot read {what}: corrupt or unsupported file ({detail.strip()[:200]})",
-                         patient=patient, step="read", path=spec) from exc
+        raise ImageError(f"cannot read {what}: corrupt or unsupported file "
+                         f"({itk_error_detail(exc)})", patient=patient, step="read",
+                         path=spec) from exc
+    _check_volume(image, spec, patient, what)
     _reject_nonfinite(image, p, spec, patient, what)
     if pixel_type is not None:
         image = sitk.Cast(image, pixel_type)
     return image
+
+
+def _check_volume(image: sitk.Image, spec: object, patient: str | None, what: str) -> None:
+    """What the header promised, checked on the image read (a DICOM series, or a format whose
+    header the checks of :mod:`.header` do not parse)."""
+    problem = None
+    if image.GetDimension() != 3:
+        problem = (f"{what} is {image.GetDimension()}-D ({format_size(image.GetSize())}); "
+                   "expected a 3-D volume")
+    elif image.GetNumberOfComponentsPerPixel() != 1:
+        problem = (f"{what} has {image.GetNumberOfComponentsPerPixel()} components per voxel "
+                   "(vector or colour image); expected one scalar value per voxel")
+    elif spacing_problem(image.GetSpacing()) is not None:
+        problem = f"{what}: {spacing_problem(image.GetSpacing())}"
+    if problem is not None:
+        raise ImageError(problem, patient=patient, step="read", path=spec)
 
 
 def _reject_nonfinite(image: sitk.Image, path: Path, spec: object, patient: str | None,
