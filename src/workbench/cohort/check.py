@@ -2,7 +2,9 @@
 
 ``workbench cohort check COHORT`` runs :func:`check_cohort` and prints
 :func:`format_report`: counts, label balance, grid statistics and one line per problem
-(patient, step, file, message). Nothing stops at the first bad patient.
+(patient, step, file, message). Nothing stops at the first bad patient, nor at the first
+problem of a patient: every unreadable file, every phase off the grid and every phase that is
+another phase's file again is its own line, naming that file.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import SimpleITK as sitk
 from workbench.batch import Job, run_batch
 from workbench.cohort.table import MASK_COLUMN, CohortTable, Problem, image_column
 from workbench.errors import WorkbenchError
-from workbench.imaging.geometry import align_mask, check_mask, check_same_grid, describe
+from workbench.hashing import identical_inputs
+from workbench.imaging.geometry import align_mask, check_mask, describe, grid_mismatches
 from workbench.imaging.io import read_image
 
 log = logging.getLogger(__name__)
@@ -42,15 +45,27 @@ class QCReport:
         return [pid for pid in self.cohort.patient_ids if pid in ready and pid not in bad]
 
 
-def check_patient(row: pd.Series, phases: tuple[str, ...]) -> tuple[dict, list[Problem]]:
-    """Read one patient's phases and mask and check geometry, mask and values."""
+def check_patient(row: pd.Series, phases: tuple[str, ...],
+                  max_voxels: int | None = None) -> tuple[dict, list[Problem]]:
+    """Read one patient's phases and mask and check geometry, mask and values.
+
+    ``max_voxels`` is passed to :func:`~workbench.imaging.io.read_image` (``None``: its
+    default).
+    """
     pid = str(row["patient_id"])
     problems: list[Problem] = []
+    specs = {f"phase '{phase}'": str(row[image_column(phase)]) for phase in phases}
+    mask_spec = row[MASK_COLUMN]
+    specs["tumour mask"] = str(mask_spec)
+    for name, earlier, how in identical_inputs(specs):
+        problems.append(Problem(pid, "read", f"{name} and {earlier} are the same input "
+                                f"({how}: {specs[earlier]}); each phase must be its own "
+                                "acquisition: fix the cohort table", specs[name]))
     images = {}
     for phase in phases:
         spec = row[image_column(phase)]
         try:
-            img = read_image(spec, patient=pid, what=f"phase '{phase}'")
+            img = read_image(spec, patient=pid, what=f"phase '{phase}'", max_voxels=max_voxels)
             arr = sitk.GetArrayViewFromImage(img)
             if not np.isfinite(arr).all():
                 problems.append(Problem(pid, "values", f"phase '{phase}' has "
@@ -60,9 +75,8 @@ def check_patient(row: pd.Series, phases: tuple[str, ...]) -> tuple[dict, list[P
         except WorkbenchError as exc:
             problems.append(Problem(pid, exc.step or "read", exc.message, str(spec)))
     record: dict = {"patient_id": pid}
-    mask_spec = row[MASK_COLUMN]
     try:
-        mask = read_image(mask_spec, patient=pid, what="tumour mask")
+        mask = read_image(mask_spec, patient=pid, what="tumour mask", max_voxels=max_voxels)
         space = row.get("mask_space")
         if images and isinstance(space, str) and space != "grid":
             mask = align_mask(mask, next(iter(images.values())), mask_space=space,
@@ -73,21 +87,25 @@ def check_patient(row: pd.Series, phases: tuple[str, ...]) -> tuple[dict, list[P
         record["tumour_ml"] = voxels * float(np.prod(mask.GetSpacing())) / 1000.0
     except WorkbenchError as exc:
         problems.append(Problem(pid, exc.step or "mask", exc.message, str(mask_spec)))
-    if len(images) > 1:
-        try:
-            check_same_grid(images, patient=pid)
-        except WorkbenchError as exc:
-            problems.append(Problem(pid, "geometry", exc.message, str(mask_spec)))
+    for exc in grid_mismatches(images, patient=pid, paths=specs):
+        problems.append(Problem(pid, "geometry", exc.message, exc.path))
     if images:
         geo = describe(next(iter(images.values())))
         record.update(size=geo["size"], spacing_mm=tuple(round(s, 3) for s in geo["spacing"]))
     return record, problems
 
 
-def check_cohort(cohort: CohortTable, *, jobs: int = 1, progress: bool = True) -> QCReport:
-    """Check every patient with complete paths (in parallel); never stops early."""
+def check_cohort(cohort: CohortTable, *, jobs: int = 1, progress: bool = True,
+                 max_voxels: int | None = None) -> QCReport:
+    """Check every patient with complete paths (in parallel); never stops early.
+
+    ``max_voxels`` caps the voxels of every image, checked from its header before it is read
+    (``None``: :data:`~workbench.imaging.header.DEFAULT_MAX_VOXELS`; the run config's
+    ``limits.max_voxels``).
+    """
     ready = cohort.imaging_ready()
-    work = [Job(str(row["patient_id"]), check_patient, (row, cohort.phases), step="qc", tag=i)
+    work = [Job(str(row["patient_id"]), check_patient, (row, cohort.phases, max_voxels),
+                step="qc", tag=i)
             for i, (_, row) in enumerate(ready.iterrows())]
     done = sorted(run_batch(work, workers=jobs, progress=progress, desc="QC"),
                   key=lambda o: o.job.tag)
@@ -122,7 +140,7 @@ def format_report(report: QCReport) -> str:
     ]
     imgs = report.images
     if not imgs.empty and "spacing_mm" in imgs:
-        sp = np.array([s for s in imgs["spacing_mm"].dropna()])
+        sp = np.array([s for s in imgs["spacing_mm"].dropna() if len(s) == 3])
         if sp.size:
             lines.append(f"  in-plane spacing (mm)  : {sp[:, 0].min():.2f}–{sp[:, 0].max():.2f}; "
                          f"slice spacing {sp[:, 2].min():.2f}–{sp[:, 2].max():.2f}")
