@@ -134,6 +134,16 @@ class AuditConfig(_Section):
     classifier: ClassifierName = "lr"
 
 
+class LimitsConfig(_Section):
+    """Safety limits on the inputs: they refuse an input, never change a result (so no cache
+    key holds them)."""
+
+    max_voxels: Annotated[int, Field(ge=1, description=(
+        "largest image accepted, in voxels, checked from each file's header before its pixels "
+        "are read (cohort QC and preprocessing): 512**3 by default, as "
+        "workbench.imaging.header.DEFAULT_MAX_VOXELS, whose docstring says why"))] = 512**3
+
+
 class RunConfig(_Section):
     """The whole run: one object, loaded once (see :func:`load_config`)."""
 
@@ -152,6 +162,7 @@ class RunConfig(_Section):
     classifiers: tuple[ClassifierName, ...] = CLASSIFIER_NAMES
     protocol: ProtocolConfig = ProtocolConfig()
     audit: AuditConfig = AuditConfig()
+    limits: LimitsConfig = LimitsConfig()
     source: str | None = Field(None, exclude=True, description="file the config came from")
 
     @model_validator(mode="after")

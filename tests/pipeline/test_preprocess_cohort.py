@@ -230,10 +230,10 @@ def test_unexpected_exception_becomes_problem_with_type_and_traceback(good_cohor
                                                                       monkeypatch, caplog):
     real = pipeline.preprocess_patient
 
-    def flaky(paths, mask_path, settings, *, patient=None, mask_space="grid"):
+    def flaky(paths, mask_path, settings, *, patient=None, **kwargs):
         if patient == "P1":
             raise ZeroDivisionError("boom")
-        return real(paths, mask_path, settings, patient=patient, mask_space=mask_space)
+        return real(paths, mask_path, settings, patient=patient, **kwargs)
 
     monkeypatch.setattr(pipeline, "preprocess_patient", flaky)
     with caplog.at_level(logging.ERROR, logger="workbench.batch"):

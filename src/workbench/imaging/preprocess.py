@@ -34,8 +34,10 @@ import numpy as np
 import SimpleITK as sitk
 
 from workbench.errors import ConfigError, GeometryError, ImageError, PreprocessError
+from workbench.hashing import identical_inputs
 from workbench.imaging.body import body_mask
 from workbench.imaging.geometry import align_mask, check_mask, check_same_grid
+from workbench.imaging.header import DEFAULT_MAX_VOXELS, format_size
 from workbench.imaging.io import read_image
 from workbench.imaging.n4 import (
     N4_REFERENCES,
@@ -145,10 +147,24 @@ class PreprocessedPatient:
 
 
 # --------------------------------------------------------------------------- one patient
+def _check_output_grid(ref: sitk.Image, spacing: float, max_voxels: int | None,
+                       patient: str | None, path: str) -> None:
+    """Refuse a resampled grid above the voxel cap (e.g. a header claiming 100 mm voxels)."""
+    cap = DEFAULT_MAX_VOXELS if max_voxels is None else int(max_voxels)
+    size = [max(1, int(round(n * s / spacing))) for n, s in zip(ref.GetSize(), ref.GetSpacing(),
+                                                                strict=True)]
+    if int(np.prod(size, dtype=np.int64)) > cap:
+        raise PreprocessError(f"resampling to {spacing} mm would make {format_size(size)} = "
+                              f"{int(np.prod(size, dtype=np.int64)):,} voxels, more than the "
+                              f"limit of {cap:,}: check the spacing in the header, or raise "
+                              "limits.max_voxels in the run config", patient=patient,
+                              step="resample", path=path)
+
+
 def preprocess_patient(paths: Mapping[str, str], mask_path: str,
                        settings: PreprocessSettings | None = None, *,
-                       patient: str | None = None,
-                       mask_space: str = "grid") -> PreprocessedPatient:
+                       patient: str | None = None, mask_space: str = "grid",
+                       max_voxels: int | None = None) -> PreprocessedPatient:
     """Read, check, N4-correct, resample to 1 mm and z-score one patient.
 
     Parameters
@@ -164,6 +180,10 @@ def preprocess_patient(paths: Mapping[str, str], mask_path: str,
     mask_space
         ``"grid"``: the mask must share the phases' grid; ``"physical"``: it is resampled
         onto it (see :func:`workbench.imaging.geometry.align_mask`).
+    max_voxels
+        Largest image accepted, read from each header (``None``:
+        :data:`~workbench.imaging.header.DEFAULT_MAX_VOXELS`); the 1 mm grid must fit in it
+        too, so a header claiming huge voxels cannot make resampling allocate gigabytes.
 
     Returns
     -------
@@ -174,22 +194,30 @@ def preprocess_patient(paths: Mapping[str, str], mask_path: str,
     Raises
     ------
     ImageError, GeometryError, PreprocessError
-        Naming the patient, the step and the file.
+        Naming the patient, the step and the file; an :class:`ImageError` too when two phases
+        (or a phase and the mask) are one file, as cohort QC reports it.
     """
     start = time.perf_counter()
     settings = PreprocessSettings() if settings is None else settings
     if not paths:
         raise PreprocessError("no phases given", patient=patient, step="read")
+    named = {**{f"phase '{n}'": str(p) for n, p in paths.items()}, "tumour mask": str(mask_path)}
+    duplicates = identical_inputs(named)
+    if duplicates:
+        name, earlier, how = duplicates[0]
+        raise ImageError(f"{name} and {earlier} are the same input ({how}: {named[earlier]}); "
+                         "each phase must be its own acquisition: fix the cohort table",
+                         patient=patient, step="read", path=named[name])
     phases: dict[str, sitk.Image] = {}
     for name, path in paths.items():
         image = read_image(path, patient=patient, what=f"phase '{name}'",
-                           pixel_type=sitk.sitkFloat32)
+                           pixel_type=sitk.sitkFloat32, max_voxels=max_voxels)
         n_bad = int((~np.isfinite(sitk.GetArrayViewFromImage(image))).sum())
         if n_bad:
             raise ImageError(f"phase '{name}' has {n_bad} NaN or infinite voxels",
                              patient=patient, step="read", path=path)
         phases[name] = image
-    mask = read_image(mask_path, patient=patient, what="tumour mask")
+    mask = read_image(mask_path, patient=patient, what="tumour mask", max_voxels=max_voxels)
     first = next(iter(phases))
     mask = align_mask(mask, phases[first], mask_space=mask_space, patient=patient,
                       path=str(mask_path))
@@ -202,6 +230,7 @@ def preprocess_patient(paths: Mapping[str, str], mask_path: str,
     mask_voxels = check_mask(mask, patient=patient, path=str(mask_path))
     mask = sitk.Cast(mask, sitk.sitkUInt8)
     ref = phases[first]
+    _check_output_grid(ref, settings.target_spacing, max_voxels, patient, paths[first])
 
     body = body_mask(mean_image(list(phases.values())), patient=patient)
     record: dict = {

@@ -34,7 +34,7 @@ import SimpleITK as sitk
 
 from workbench.batch import Job, n_workers, run_batch
 from workbench.cohort.table import MASK_COLUMN, CohortTable, Problem, image_column, problems_frame
-from workbench.errors import WorkbenchError
+from workbench.errors import ImageError, WorkbenchError
 from workbench.hashing import input_digest
 from workbench.imaging.io import write_image
 from workbench.imaging.preprocess import PreprocessSettings, preprocess_patient
@@ -78,8 +78,16 @@ def cache_key(paths: Mapping[str, str], mask_path: str, settings: PreprocessSett
     h.update(f"settings={settings.key()};sitk={sitk.Version_VersionString()}".encode())
     if mask_space != "grid":
         h.update(f";mask_space={mask_space}".encode())
+    seen: dict[str, str] = {}
     for name, spec in list(paths.items()) + [(MASK_COLUMN, mask_path)]:
-        h.update(f";{name}=".encode() + input_digest(spec, what=name).encode())
+        what = "tumour mask" if name == MASK_COLUMN else f"phase '{name}'"
+        digest = input_digest(spec, what=what)
+        if digest in seen:  # as cohort QC: one file is not two acquisitions
+            raise ImageError(f"{what} and {seen[digest]} are the same input (identical "
+                             "content); each phase must be its own acquisition: fix the cohort "
+                             "table", step="read", path=spec)
+        seen[digest] = what
+        h.update(f";{name}=".encode() + digest.encode())
     return h.hexdigest()[:24]
 
 
@@ -115,7 +123,8 @@ def _row(pid: str, folder: Path, meta: dict, cached: bool) -> dict:
 
 
 def _process_one(pid: str, paths: dict[str, str], mask_path: str, settings: PreprocessSettings,
-                 out_dir: Path, mask_space: str = "grid") -> dict:
+                 out_dir: Path, mask_space: str = "grid",
+                 max_voxels: int | None = None) -> dict:
     """Preprocess one patient into the cache (a :func:`~workbench.batch.run_batch` job);
     returns its table row."""
     phases = list(paths)
@@ -124,7 +133,8 @@ def _process_one(pid: str, paths: dict[str, str], mask_path: str, settings: Prep
     meta = _load_done(folder, phases)
     if meta is not None:
         return _row(pid, folder, meta, True)
-    result = preprocess_patient(paths, mask_path, settings, patient=pid, mask_space=mask_space)
+    result = preprocess_patient(paths, mask_path, settings, patient=pid, mask_space=mask_space,
+                                max_voxels=max_voxels)
     tmp = out_dir / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
@@ -156,7 +166,8 @@ def _sitk_version() -> str:
 # --------------------------------------------------------------------------- cohort
 def preprocess_cohort(cohort: CohortTable, out_dir: str | Path, *,
                       settings: PreprocessSettings | None = None, jobs: int = 1,
-                      progress: bool = True) -> PreprocessResult:
+                      progress: bool = True,
+                      max_voxels: int | None = None) -> PreprocessResult:
     """Preprocess every imaging-ready patient of ``cohort`` into a content-addressed cache.
 
     Parameters
@@ -173,6 +184,10 @@ def preprocess_cohort(cohort: CohortTable, out_dir: str | Path, *,
         own threads are divided between the jobs.
     progress
         Show a tqdm bar with done / cached / failed counts.
+    max_voxels
+        Largest image accepted, checked from each header before reading (``None``:
+        :data:`~workbench.imaging.header.DEFAULT_MAX_VOXELS`; the run config's
+        ``limits.max_voxels``). Refuses inputs, never changes a result: not in the cache key.
 
     Returns
     -------
@@ -193,8 +208,8 @@ def preprocess_cohort(cohort: CohortTable, out_dir: str | Path, *,
     start = time.perf_counter()
     log.info("preprocessing %d patients (%d skipped) into %s with %d job(s), settings %s",
              len(tasks), len(problems), out, n_workers(jobs, len(tasks)), settings.key())
-    work = [Job(pid, _process_one, (pid, paths, mask, settings, out, space), step="preprocess")
-            for pid, paths, mask, space in tasks]
+    work = [Job(pid, _process_one, (pid, paths, mask, settings, out, space, max_voxels),
+                step="preprocess") for pid, paths, mask, space in tasks]
     rows, counts = [], {"computed": 0, "cached": 0, "failed": 0}
     for outcome in run_batch(work, workers=jobs, share_threads=True, progress=progress,
                              desc="preprocess"):

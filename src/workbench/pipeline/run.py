@@ -101,7 +101,7 @@ def run_pipeline(cfg: RunConfig, *, out: Path | None = None, cache_dir: Path | N
     with _timed(timings, "cohort"):
         cohort = cohort_stage(cfg, jobs=jobs, progress=progress)
     with _timed(timings, "qc"):
-        qc_stage(cohort, run, jobs=jobs, progress=progress)
+        qc_stage(cohort, run, jobs=jobs, progress=progress, max_voxels=cfg.limits.max_voxels)
     with _timed(timings, "preprocess"):
         pre = preprocess_stage(cohort, cfg, cache / "preprocessed", jobs=jobs,
                                progress=progress)

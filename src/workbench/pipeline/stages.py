@@ -71,9 +71,10 @@ def _synthetic_matches(path: Path, n: int, seed: int) -> bool:
 
 
 def qc_stage(cohort: CohortTable, run: RunDir | None = None, *, jobs: int = 1,
-             progress: bool = True) -> QCReport:
-    """Image QC of every patient; problems recorded on the cohort, images table in the run."""
-    qc = check_cohort(cohort, jobs=jobs, progress=progress)
+             progress: bool = True, max_voxels: int | None = None) -> QCReport:
+    """Image QC of every patient; problems recorded on the cohort, images table in the run.
+    ``max_voxels``: the run config's ``limits.max_voxels`` (``None``: the default cap)."""
+    qc = check_cohort(cohort, jobs=jobs, progress=progress, max_voxels=max_voxels)
     if run is not None:
         run.write("qc_images", qc.images)
     cohort.add_problems(qc.problems)
@@ -86,7 +87,7 @@ def preprocess_stage(cohort: CohortTable, cfg: RunConfig, out: Path | None = Non
     (``out``, default ``data/interim/preprocessed``)."""
     out = out or default_cache() / "preprocessed"
     return preprocess_cohort(cohort, out, settings=preprocess_settings(cfg), jobs=jobs,
-                             progress=progress)
+                             progress=progress, max_voxels=cfg.limits.max_voxels)
 
 
 def feature_stages(pre_table: pd.DataFrame, cfg: RunConfig, cache: Path, run: RunDir | Path,
