@@ -24,7 +24,7 @@ from workbench.files import atomic_path
 from workbench.provenance import MANIFEST_NAME
 
 __all__ = ["AUDIT_OUTPUTS", "FEATURE_FAMILIES", "MODEL_OUTPUTS", "RUN_FILES", "RunDataError",
-           "RunDir", "RunFile", "rundir_tree"]
+           "RunDir", "RunFile", "check_component", "rundir_tree", "safe_join"]
 
 #: Feature families a run extracts, in join order (``features/<family>.parquet``).
 FEATURE_FAMILIES: tuple[str, ...] = ("radiomics", "kinetic", "deep")
@@ -78,10 +78,10 @@ def _features(family: str) -> dict[str, RunFile]:
 RUN_FILES: dict[str, RunFile] = {
     "manifest": RunFile(MANIFEST_NAME, "manifest (written last)",
                         "config, seed, versions, git commit, input hashes, stage facts"),
-    "cohort": RunFile("cohort/cohort.parquet", "cohort", "the validated cohort table"),
-    "cohort_info": RunFile("cohort/cohort.json", "cohort", "cohort name, phases and source",
+    "cohort": RunFile("cohort/cohort.parquet", "cohort (workbench run / extract)", "the validated cohort table"),
+    "cohort_info": RunFile("cohort/cohort.json", "cohort (workbench run / extract)", "cohort name, phases and source",
                            optional=True),
-    "problems": RunFile("cohort/problems.csv", "cohort",
+    "problems": RunFile("cohort/problems.csv", "cohort (workbench run / extract)",
                         "every problem found (loading, QC, preprocessing, features)",
                         optional=True),
     "qc_images": RunFile("qc/qc_images.csv", "qc", "per-patient grid and tumour volume",
@@ -118,6 +118,8 @@ RUN_FILES: dict[str, RunFile] = {
                     optional=True),
     "skipped": RunFile("models/skipped.csv", "models", "recorded, explained skips",
                        optional=True),
+    "model_excluded": RunFile("models/excluded.csv", "models",
+                              "patients left out of modelling, and why", optional=True),
     "split": RunFile("models/split.csv", "models", "the train/test assignment"),
     "model": RunFile("models/{protocol}/{feature_set}__{classifier}.skops", "models",
                      "a final fitted model (skops)", optional=True),
@@ -136,8 +138,59 @@ RUN_FILES: dict[str, RunFile] = {
 MODEL_OUTPUTS = ("predictions", "metrics", "selection", "signatures", "split")
 AUDIT_OUTPUTS = ("audit", "audit_summary")
 
-# A field value becomes one path component: no separators, no "..", nothing hidden.
+# A name becomes one path component: no separators, no "..", nothing hidden, no NUL.
 _UNSAFE = re.compile(r"[/\\\x00]")
+
+
+def check_component(value: object, *, what: str = "name") -> str:
+    """``value`` as text, if it can be one file or folder name inside an output folder.
+
+    Refused: the empty string, a path separator (``/`` or ``\\``), NUL, and a leading dot
+    (``.``, ``..`` and hidden files).
+
+    Raises
+    ------
+    RunDataError
+        Naming ``what``, the value and the rule.
+    """
+    text = str(value)
+    reason = ("it is empty" if not text else
+              "it contains a path separator or NUL" if _UNSAFE.search(text) else
+              "it starts with '.'" if text.startswith(".") else None)
+    if reason is not None:
+        raise RunDataError(f"{what} {text!r} cannot be part of a file name: {reason} (a name "
+                           "must be one path component: no '/', '\\', NUL or leading '.')",
+                           step="output path")
+    return text
+
+
+def safe_join(root: str | Path, *parts: object, what: str = "name") -> Path:
+    """``root / part / ...``, guaranteed to stay inside ``root``.
+
+    The one way every per-patient or user-given name (a patient ID, a feature-set or
+    classifier name...) becomes an output path. Each part must pass :func:`check_component`;
+    the joined path is then resolved (symlinks followed) and must lie inside the resolved
+    ``root``.
+
+    Raises
+    ------
+    RunDataError
+        When a part is not a single safe component or the result would leave ``root``.
+    """
+    root = Path(root)
+    if not parts:
+        raise RunDataError(f"no {what} given to join under {root}", step="output path")
+    names = [check_component(part, what=what) for part in parts]
+    path = root.joinpath(*names)
+    base = root.resolve()
+    try:
+        inside = path.resolve().is_relative_to(base)
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, an unreadable link
+        inside = False
+    if not inside or path.resolve() == base:
+        raise RunDataError(f"{what} {'/'.join(names)!r} would leave the output folder {root}",
+                           step="output path", path=path)
+    return path
 
 
 def rundir_tree() -> str:
@@ -183,21 +236,17 @@ class RunDir:
         ------
         RunDataError
             For an unknown name, a missing field, or a field value that would leave its
-            folder (a separator, ``..``, a leading dot or an empty value).
+            folder (see :func:`safe_join`: a separator, ``..``, a leading dot, NUL or an
+            empty value).
         """
         spec = self.spec(name)
         missing = [f for f in spec.fields if f not in fields]
         if missing:
             raise RunDataError(f"run file {name!r} ({spec.path}) needs {missing}",
                                step="run directory")
-        values = {}
-        for key in spec.fields:
-            value = str(fields[key])
-            if not value or _UNSAFE.search(value) or value.startswith("."):
-                raise RunDataError(f"{key} {value!r} cannot be part of a file name in the run "
-                                   f"directory ({spec.path})", step="run directory")
-            values[key] = value
-        return self.root / spec.path.format(**values)
+        values = {key: check_component(fields[key], what=key) for key in spec.fields}
+        return safe_join(self.root, *Path(spec.path.format(**values)).parts,
+                         what=f"run file {name!r}")
 
     def folder(self, name: str) -> Path:
         """The folder holding ``name`` (created); e.g. ``folder("crop")`` is

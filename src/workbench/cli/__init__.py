@@ -1,6 +1,8 @@
 """``workbench`` command line: the parser here, the thin handlers in :mod:`.commands`.
 
 The handlers are imported only when a command runs, so ``workbench --help`` is instant.
+Every failure is one line on stderr (the traceback only with ``-v``) and an exit code from
+:data:`EXIT_CODES`.
 """
 
 from __future__ import annotations
@@ -8,12 +10,27 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 
 from workbench import names
 from workbench.errors import WorkbenchError
 
 # the loaders' names (workbench.names: what workbench.cohort.LOADERS holds), plus "auto"
 COHORT_FORMATS = ("auto", *names.COHORT_FORMATS)
+
+#: Exit status of ``workbench`` (README: "Exit codes").
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_CODES = {
+    EXIT_OK: "success (with --strict: and no patient excluded anywhere)",
+    EXIT_PROBLEMS: "finished, but with --strict a patient was excluded (cohort check: an "
+                   "error was found); ibsi: a feature did not match its reference",
+    EXIT_USAGE: "usage, configuration or input error (bad option, config, cohort table, run "
+                "directory, output path, unreadable or unwritable file); nothing or only "
+                "part was done",
+    EXIT_INTERNAL: "unexpected internal error (a bug): rerun with -v for the traceback",
+    EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
+}
+_STRICT_HELP = "exit 1 if any patient is excluded (at this stage or upstream)"
 
 
 def _add_cohort_args(p: argparse.ArgumentParser) -> None:
@@ -26,8 +43,11 @@ def _add_cohort_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench",
-        description="pCR fusion workbench: radiomics + deep CNN features from breast DCE-MRI.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+        description="pCR fusion workbench: radiomics + deep CNN features from breast DCE-MRI.",
+        epilog="exit codes: " + "; ".join(f"{code} {text}" for code, text in EXIT_CODES.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="debug logging, and the traceback of any error")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -44,14 +64,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_cohort_args(c)
     c.add_argument("--jobs", type=int, default=2)
     c.add_argument("--out", help="also write qc_problems.csv and qc_images.csv here")
-    c.add_argument("--strict", action="store_true", help="exit 1 if any error was found")
+    c.add_argument("--strict", action="store_true",
+                   help="exit 1 if any error was found (a patient excluded)")
     c.set_defaults(handler="cohort_check")
 
     p = sub.add_parser("preprocess", help="N4 -> 1 mm isotropic -> per-patient z-score (cached)")
     _add_cohort_args(p)
     p.add_argument("--config", default="configs/demo.yaml", help="run config (preprocessing)")
-    p.add_argument("--out", required=True, help="cache/output folder")
+    p.add_argument("--out", required=True, help="cache/output folder (preprocessed.parquet, "
+                                                "preprocess_problems.csv)")
     p.add_argument("--jobs", type=int, default=None)
+    p.add_argument("--strict", action="store_true", help=_STRICT_HELP)
     p.set_defaults(handler="preprocess")
 
     p = sub.add_parser("extract", help="feature extraction (preprocesses first, cached)")
@@ -64,18 +87,23 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument("--format", default="auto", choices=COHORT_FORMATS)
         e.add_argument("--config", default="configs/demo.yaml", help="run config")
         e.add_argument("--out", required=True,
-                       help="run directory: writes features/<stage>.parquet and its errors")
+                       help="run directory: writes features/<stage>.parquet and its errors, "
+                            "and the cohort (cohort/) that `workbench model` reads")
         e.add_argument("--cache", help="content-addressed cache root (default data/interim)")
         e.add_argument("--jobs", type=int, default=None, help="local worker processes")
         e.add_argument("--scheduler", default=None,
                        help="Dask scheduler address (tcp://host:port) instead of local jobs")
+        e.add_argument("--strict", action="store_true", help=_STRICT_HELP)
         e.set_defaults(handler="extract")
 
     p = sub.add_parser("model", help="selection + ten classifiers under each protocol")
     p.add_argument("--run", required=True, help="run directory with features/*.parquet")
     p.add_argument("--config", default="configs/demo.yaml")
     p.add_argument("--jobs", type=int, default=None)
-    p.add_argument("--headline-classifier", default="lr", help="classifier for the summary")
+    p.add_argument("--headline-classifier", default="lr", choices=names.CLASSIFIER_NAMES,
+                   metavar="CLASSIFIER",
+                   help="classifier of the summary lines, one of the config's classifiers "
+                        f"({', '.join(names.CLASSIFIER_NAMES)}; default lr)")
     p.add_argument("--force", action="store_true",
                    help="rerun even when inputs, settings and code are unchanged")
     p.set_defaults(handler="model")
@@ -166,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--jobs", type=int, default=None)
         p.add_argument("--scheduler", default=None,
                        help="Dask scheduler address for feature extraction (default: local)")
+        p.add_argument("--strict", action="store_true", help=_STRICT_HELP)
         p.set_defaults(handler="run")
     return parser
 
@@ -183,8 +212,26 @@ def main(argv: list[str] | None = None) -> int:
     from workbench.cli import commands
 
     try:
-        return int(getattr(commands, f"cmd_{args.handler}")(args) or 0)
+        return int(getattr(commands, f"cmd_{args.handler}")(args) or EXIT_OK)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except WorkbenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(f"error: {exc}", EXIT_USAGE, args.verbose)
+    except OSError as exc:  # a file or folder the user named: missing, unwritable, a file...
+        where = f": {exc.filename}" if exc.filename else ""
+        return _fail(f"error: {exc.strerror or exc}{where}", EXIT_USAGE, args.verbose)
+    except Exception as exc:  # a bug: say so in one line, the traceback with -v
+        first = (str(exc).splitlines() or [""])[0]
+        return _fail(f"internal error: {type(exc).__name__}: {first}"
+                     + ("" if args.verbose else " (run with -v for the traceback)"),
+                     EXIT_INTERNAL, args.verbose)
+
+
+def _fail(message: str, code: int, verbose: bool) -> int:
+    """Print the traceback (with ``-v``) and then the message; return ``code``."""
+    if verbose:
+        traceback.print_exc(file=sys.stderr)
+    print(message, file=sys.stderr)
+    return code
 

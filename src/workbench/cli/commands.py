@@ -15,9 +15,10 @@ from workbench.app.serve_policy import auth_from_environment, check_serving, ser
 from workbench.cohort import load_cohort
 from workbench.cohort.check import check_cohort, format_report
 from workbench.cohort.synthetic import generate_cohort
-from workbench.cohort.table import problems_frame
+from workbench.cohort.table import CohortTable, problems_frame
 from workbench.config import load_config
 from workbench.data import dataset_path, describe, ibsi1_dir
+from workbench.errors import ConfigError
 from workbench.evaluation.summary import headline
 from workbench.features.ibsi import format_report as ibsi_text
 from workbench.features.ibsi import run_ibsi
@@ -32,9 +33,39 @@ from workbench.pipeline import (
     table1_stage,
 )
 from workbench.pipeline.settings import default_cache
+from workbench.pipeline.stages import cohort_line, count_line
 from workbench.provenance import cohort_inputs, write_manifest
 from workbench.report import build_report
 from workbench.rundata import RunData
+from workbench.rundir import FEATURE_FAMILIES, RunDir
+
+EXIT_OK, EXIT_PROBLEMS = 0, 1  # see workbench.cli.EXIT_CODES
+
+
+def _out_dir(value: str | Path, flag: str = "--out") -> Path:
+    """An output folder the user named: refused when it is an existing file."""
+    out = Path(value)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{flag} {value} is an existing file, not a folder: give a folder "
+                          "(created if missing)", step="output")
+    return out
+
+
+def _out_file(value: str | Path, flag: str = "--out") -> Path:
+    """An output file the user named: refused when it is an existing folder."""
+    out = Path(value)
+    if out.is_dir():
+        raise ConfigError(f"{flag} {value} is an existing folder: give a file name",
+                          step="output")
+    return out
+
+
+def _strict(args: argparse.Namespace, excluded: int) -> int:
+    """Exit status of a stage: 1 with --strict when any patient was excluded."""
+    if excluded and getattr(args, "strict", False):
+        print(f"--strict: {excluded} patient(s) excluded; exit status 1")
+        return EXIT_PROBLEMS
+    return EXIT_OK
 
 
 def _load_cohort(args: argparse.Namespace):
@@ -52,6 +83,7 @@ def _provenance(out: str | Path, *, config=None, cohort=None, inputs=None, extra
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
+    _out_dir(args.out)
     manifest = generate_cohort(args.out, n=args.n, seed=args.seed, jobs=args.jobs,
                                progress=not args.quiet)
 
@@ -61,18 +93,21 @@ def cmd_synth(args: argparse.Namespace) -> int:
                 extra={"seed": args.seed, "outputs": {"manifest": str(manifest)}})
     print(f"Synthetic cohort: {summary['n']} patients, seed {summary['seed']}, "
           f"pCR rate {summary['pcr_rate']:.1%}")
-    print(f"Oracle AUC (true probabilities): cohort {summary['oracle_auc_realised']:.3f}, "
+    realised = summary["oracle_auc_realised"]
+    realised = ("undefined (one class only: AUC needs both pCR and no pCR)" if realised is None
+                else f"{realised:.3f}")
+    print(f"Oracle AUC (true probabilities): cohort {realised}, "
           f"population {summary['oracle_auc_population']:.3f}")
     print(f"Generated in {summary['generation_seconds']:.1f} s. Manifest: {manifest}")
     return 0
 
 
 def cmd_cohort_check(args: argparse.Namespace) -> int:
+    out = _out_dir(args.out) if args.out else None
     cohort = _load_cohort(args)
     report = check_cohort(cohort, jobs=args.jobs, progress=not args.quiet)
     print(format_report(report))
-    if args.out:
-        out = Path(args.out)
+    if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         problems_frame(report.all_problems).to_csv(out / "qc_problems.csv", index=False)
         report.images.to_csv(out / "qc_images.csv", index=False)
@@ -83,22 +118,28 @@ def cmd_cohort_check(args: argparse.Namespace) -> int:
 
 
 def cmd_preprocess(args: argparse.Namespace) -> int:
+    out = _out_dir(args.out)
     cfg = load_config(args.config)
     cohort = _load_cohort(args)
-    result = preprocess_stage(cohort, cfg, Path(args.out), jobs=args.jobs or cfg.jobs,
+    result = preprocess_stage(cohort, cfg, out, jobs=args.jobs or cfg.jobs,
                               progress=not args.quiet)
-    result.table.to_parquet(Path(args.out) / "preprocessed.parquet", index=False)
-    _provenance(args.out, config=cfg, cohort=cohort)
-    print(f"Preprocessed {len(result.table)} patients ({result.n_computed} computed, "
-          f"{result.n_cached} from cache, {len(result.problems)} problems) into {args.out}")
+    result.table.to_parquet(out / "preprocessed.parquet", index=False)
+    result.problems_frame().to_csv(out / "preprocess_problems.csv", index=False)
+    _provenance(out, config=cfg, cohort=cohort)
+    print(cohort_line(cohort))
+    counts = count_line(result.n_patients, len(result.table), result.n_failed,
+                        result.n_upstream)
+    print(f"preprocess: {counts} ({result.n_computed} computed, {result.n_cached} from cache) "
+          f"into {out}")
     for p in result.problems:
         print(f"  - {p}")
-    return 0
+    return _strict(args, result.n_failed + result.n_upstream)
 
 
 def cmd_table1(args: argparse.Namespace) -> int:
+    out = _out_dir(args.out)
     cohort = _load_cohort(args)
-    table, paths = table1_stage(cohort, Path(args.out), seed=args.seed,
+    table, paths = table1_stage(cohort, out, seed=args.seed,
                                 test_size=args.test_size)
     _provenance(args.out, cohort=cohort, config={"seed": args.seed,
                                                  "test_size": args.test_size},
@@ -110,41 +151,62 @@ def cmd_table1(args: argparse.Namespace) -> int:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
+    out = _out_dir(args.out)
     cfg = load_config(args.config)
     cohort = _load_cohort(args)
     jobs = args.jobs or cfg.jobs
-    out = Path(args.out)
     cache = Path(args.cache) if args.cache else default_cache()
     pre = preprocess_stage(cohort, cfg, cache / "preprocessed", jobs=jobs,
                            progress=not args.quiet)
-    for p in pre.problems:
-        print(f"  - {p}")
+    cohort.add_problems(pre.problems)
+    print(cohort_line(cohort))
+    print("preprocess: " + count_line(pre.n_patients, len(pre.table), pre.n_failed,
+                                      pre.n_upstream))
     results = feature_stages(pre.table, cfg, cache, out, jobs=jobs, scheduler=args.scheduler,
-                             progress=not args.quiet, stages=(args.stage,))
+                             progress=not args.quiet, stages=(args.stage,), cohort=cohort)
     if args.stage not in results:
         print(f"{args.stage}: disabled in {args.config}")
-        return 0
+        return _strict(args, pre.n_failed + pre.n_upstream)
     res = results[args.stage]
+    cohort.add_problems(res.problems(args.stage))
+    _save_cohort(cohort, RunDir(out), args.stage)
     _provenance(out, config=cfg, cohort=cohort)
-    print(f"{args.stage}: {res.features.shape[1]} features x {len(res.features)} patients "
-          f"({res.n_computed} computed, {res.n_cached} from cache, {res.n_failed} failed) "
-          f"in {res.seconds:.1f} s")
+    print(f"{args.stage}: {res.features.shape[1]} features; "
+          f"{count_line(res.n_patients, len(res.features), res.n_failed, res.n_upstream)} "
+          f"({res.n_computed} computed, {res.n_cached} from cache) in {res.seconds:.1f} s")
     for _, row in res.errors.iterrows():
-        print(f"  - [patient {row['patient_id']}] {row['step']}: {row['message']} "
-              f"(file {row['file']})")
+        who = "" if row["patient_id"] is None else f"[patient {row['patient_id']}] "
+        where = f" (file {row['file']})" if row["file"] else ""
+        print(f"  - {who}{row['step']}: {row['message']}{where}")
     if getattr(res, "label", ""):
         print(f"weights: {res.label}")
-    return 0
+    print(f"errors table: {RunDir(out).path(f'{args.stage}_errors')}")
+    return _strict(args, res.n_failed + res.n_upstream)
+
+
+def _save_cohort(cohort: CohortTable, run: RunDir, stage: str) -> None:
+    """The cohort and its problems into the run (what ``workbench model`` reads), keeping
+    the problems recorded there by the other feature families."""
+    if run.exists("cohort"):
+        others = tuple(f"{f}:" for f in FEATURE_FAMILIES if f != stage)
+        earlier = CohortTable.load(run.path("cohort").parent).problems
+        cohort.add_problems(p for p in earlier if p.step.startswith(others))
+    cohort.save(run.path("cohort").parent)
 
 
 def cmd_model(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
+    if args.headline_classifier not in cfg.classifiers:
+        raise ConfigError(f"--headline-classifier {args.headline_classifier!r} is not one of "
+                          f"the classifiers of {args.config}: {list(cfg.classifiers)}",
+                          step="model")
     run_dir = Path(args.run)
     result = model_stage(cfg, run_dir, jobs=args.jobs or cfg.jobs, progress=not args.quiet,
                          force=args.force)
     how = ("unchanged inputs, settings and code: reused (--force reruns)" if result.cached
            else f"in {result.seconds:.0f} s")
     print(f"Models written to {result.out_dir} {how}")
+    print(result.exclusion_line + f" (see {RunDir(run_dir).path('model_excluded')})")
     for fs in dict.fromkeys(result.metrics["feature_set"]):
         print("\n".join(headline(result.metrics, fs, args.headline_classifier)))
     for skip in result.skipped:
@@ -172,8 +234,9 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     audit_model_file(args.model)  # refuse an untrusted file before any other work
+    out = _out_file(args.out)
     cohort = _load_cohort(args)
-    result = predict_stage(Path(args.model), cohort, Path(args.out),
+    result = predict_stage(Path(args.model), cohort, out,
                            jobs=args.jobs or 1, progress=not args.quiet)
     print(f"Predicted {len(result)} patients with {args.model} → {args.out}")
     if "warning" in result:
@@ -184,7 +247,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    out = build_report(Path(args.run), Path(args.out) if args.out else None)
+    out = build_report(Path(args.run), _out_file(args.out) if args.out else None)
     print(f"Report: {out}")
     return 0
 
@@ -226,7 +289,7 @@ def cmd_ibsi(args: argparse.Namespace) -> int:
     reference = Path(args.reference) if args.reference else folder / "reference_values.csv"
     report = run_ibsi(phantom, reference)
     if args.out:
-        out = Path(args.out)
+        out = _out_dir(args.out)
         out.mkdir(parents=True, exist_ok=True)
         report.to_csv(out / "ibsi_rows.csv")
         report.to_json(out / "ibsi_report.json")
@@ -246,7 +309,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    result = run_pipeline(cfg, out=Path(args.out) if args.out else None,
+    result = run_pipeline(cfg, out=_out_dir(args.out) if args.out else None,
                           cache_dir=Path(args.cache) if args.cache else None,
                           jobs=args.jobs, scheduler=args.scheduler, progress=not args.quiet)
     print("\n".join(result.summary))
@@ -257,4 +320,4 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"Report: {result.report}")
         print(f"Dashboard: make dashboard RUN={result.run_dir}   "
               f"(or: workbench dashboard {result.run_dir})")
-    return 0
+    return _strict(args, result.n_excluded)

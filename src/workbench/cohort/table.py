@@ -3,7 +3,12 @@
 Columns
 -------
 ``patient_id``
-    String identifier, unique within the cohort.
+    String identifier, unique within the cohort (also when upper and lower case are not told
+    apart), following :data:`PATIENT_ID_RULE`: 1 to 64 ASCII letters, digits, ``_``, ``-``
+    and ``.``, the first a letter or digit (``ISPY1_1001``, ``DUKE_001``, ``SYN0001``,
+    ``0012``). IDs name per-patient output files (e.g. the deep-feature crop
+    ``features/crops/<patient_id>.png``), so nothing else — no ``/``, ``..``, spaces or
+    leading dot — is accepted.
 ``pcr``
     Pathological complete response, nullable integer 0/1 (missing = unlabelled patient,
     usable for prediction only).
@@ -18,10 +23,15 @@ images
     (a DICOM folder may carry a temporal selector, ``DIR#t=K``, see
     :mod:`workbench.imaging.io`).
 
-Validation never silently drops anything: a patient excluded for a bad identifier or label is
-removed from :attr:`CohortTable.df` and listed in :attr:`CohortTable.problems`; a patient whose
-images are missing stays in ``df`` (clinical analyses can use them) but is left out of
-:meth:`CohortTable.imaging_ready`, with a problem row saying why.
+Validation never silently drops anything, and a bad row never stops the others: a patient
+excluded for a missing, malformed or duplicate identifier or a bad label is removed from
+:attr:`CohortTable.df` and listed in :attr:`CohortTable.problems` (one ``error`` row, step
+``validate``, naming the row, the value and the rule); every row of a duplicated ID is excluded
+(which one is right cannot be guessed). Only a table without a ``patient_id`` column is a
+whole-table :class:`~workbench.errors.CohortError`. A patient whose images are missing stays in
+``df`` (clinical analyses can use them) but is left out of :meth:`CohortTable.imaging_ready`,
+with a problem row saying why. :meth:`CohortTable.exclusions` lists, for any later stage, every
+patient that did not reach it and the first recorded reason.
 """
 
 from __future__ import annotations
@@ -29,9 +39,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from workbench.errors import CohortError
@@ -57,6 +69,32 @@ CATEGORICAL_VOCAB: dict[str, tuple[str, ...] | None] = {
 NUMERIC_CLINICAL = ("age", "mri_ld_mm")
 CLINICAL_COLUMNS: tuple[str, ...] = ("age", "race", "er", "pgr", "hr", "her2", "hr_her2",
                                      "laterality", "mri_ld_mm")
+#: What a patient ID may be (it names per-patient output files; see the module docstring).
+PATIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
+PATIENT_ID_RULE = ("1 to 64 characters: ASCII letters, digits, '_', '-' and '.', the first a "
+                   "letter or digit")
+
+
+def patient_id_error(pid: str) -> str | None:
+    """Why ``pid`` is not an allowed patient ID (:data:`PATIENT_ID_RULE`), or ``None``."""
+    if PATIENT_ID_PATTERN.fullmatch(pid):
+        return None
+    if not pid:
+        return "it is empty"
+    if len(pid) > 64:
+        return f"it has {len(pid)} characters"
+    bad = sorted({c for c in pid if not (c.isascii() and (c.isalnum() or c in "_.-"))})
+    if bad:
+        return "it contains " + ", ".join(repr(c) for c in bad)
+    return f"it starts with {pid[0]!r}"
+
+
+def shown(value: object) -> str:
+    """``repr`` of a cell value for a message: numpy scalars as plain Python (``7.5``, not
+    ``np.float64(7.5)``)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +187,51 @@ class CohortTable:
         ok = complete & ~self.df["patient_id"].isin(bad)
         return self.df[ok].reset_index(drop=True)
 
+    def excluded_at_table(self) -> list[Problem]:
+        """The error problems of patients not in :attr:`df` (excluded when the table was
+        built: bad, missing or duplicate ID, bad label), rows without an ID included."""
+        kept = set(self.df["patient_id"])
+        return [p for p in self.problems
+                if p.severity == "error" and p.patient_id not in kept]
+
+    def known_patients(self) -> list[str | None]:
+        """Every patient the source named, kept or excluded at the table, in that order; one
+        ``None`` per row without an ID."""
+        known: dict[str, None] = dict.fromkeys(self.patient_ids)
+        idless = 0
+        for problem in self.excluded_at_table():
+            if problem.patient_id is None:
+                idless += problem.step == "validate"
+            else:
+                known.setdefault(problem.patient_id)
+        return list(known) + [None] * idless
+
+    def exclusions(self, reached: Iterable[str], step: str) -> list[Problem]:
+        """One ``error`` problem (step ``step``) per known patient that is not in ``reached``,
+        with the first reason recorded for it (the root cause: problems are in stage order).
+
+        Every later stage calls this, so a patient lost anywhere upstream is listed — and
+        counted — at every stage after it (see :meth:`known_patients`).
+        """
+        reached = set(reached)
+        first: dict[str | None, Problem] = {}
+        for problem in self.problems:
+            if problem.severity == "error" and problem.patient_id not in first:
+                first[problem.patient_id] = problem
+        found = []
+        for pid in dict.fromkeys(p for p in self.known_patients() if p is not None):
+            if pid in reached:
+                continue
+            why = first.get(pid)
+            reason = (f"{why.step}: {why.message}" if why is not None else
+                      "no path for a phase or the mask")
+            found.append(Problem(pid, step, f"excluded upstream: {reason}",
+                                 None if why is None else why.file))
+        found += [Problem(None, step, f"excluded upstream: {p.step}: {p.message}", p.file)
+                  for p in self.excluded_at_table()
+                  if p.patient_id is None and p.step == "validate"]
+        return found
+
     def add_problems(self, problems: Iterable[Problem]) -> None:
         """Record ``problems``; one already recorded is not added twice (a stage rerun on a
         cohort read back with :meth:`load` finds the same problems again)."""
@@ -219,20 +302,23 @@ def validate_cohort(
 ) -> CohortTable:
     """Validate a raw patient table and build a :class:`CohortTable`.
 
-    Checks identifiers (present, unique), labels (0/1 or missing), clinical vocabularies,
-    and image paths (present and existing on disk when ``check_files``). Bad identifiers
-    and labels exclude the patient; missing images are recorded and keep the patient for
-    clinical-only use. Nothing is dropped without a :class:`Problem` saying so.
+    Checks identifiers (present, following :data:`PATIENT_ID_RULE`, unique even ignoring
+    case), labels (0/1 or missing), clinical vocabularies, and image paths (present and
+    existing on disk when ``check_files``). Bad identifiers and labels exclude the patient
+    (each with an ``error`` :class:`Problem`, the other patients go on); missing images are
+    recorded and keep the patient for clinical-only use. Nothing is dropped without a
+    :class:`Problem` saying so.
 
     Raises
     ------
     CohortError
-        When the table lacks a ``patient_id`` column or has no rows at all.
+        When the table lacks a ``patient_id`` column.
     """
     source = str(source)
     found: list[Problem] = list(problems)
     if "patient_id" not in df.columns:
-        raise CohortError(f"cohort table has no 'patient_id' column; columns are {list(df.columns)}",
+        raise CohortError("cohort table has no 'patient_id' column; columns are "
+                          f"{list(df.columns)}",
                           step="validate", path=source or None)
     df = df.copy()
     df["patient_id"] = df["patient_id"].map(_clean_id)
@@ -242,12 +328,25 @@ def validate_cohort(
                              source or None))
     df = df[~missing_id]
 
-    dup_mask = df["patient_id"].duplicated(keep=False)
-    for pid, rows in df[dup_mask].groupby("patient_id").groups.items():
+    invalid = df["patient_id"].map(patient_id_error)
+    for idx, pid, why in zip(df.index[invalid.notna()], df.loc[invalid.notna(), "patient_id"],
+                             invalid[invalid.notna()], strict=True):
         found.append(Problem(pid, "validate",
-                             f"duplicate patient_id in rows {sorted(int(r) for r in rows)}; "
-                             "all its rows excluded: make the identifiers unique",
-                             source or None))
+                             f"row {idx}: patient_id {pid!r} is not allowed ({why}); a patient "
+                             f"ID must be {PATIENT_ID_RULE}; patient excluded: rename it in the "
+                             "source", source or None))
+    df = df[invalid.isna()]
+
+    folded = df["patient_id"].str.casefold()
+    dup_mask = folded.duplicated(keep=False)
+    for _, rows in df[dup_mask].groupby(folded[dup_mask]).groups.items():
+        ids = list(dict.fromkeys(df.loc[rows, "patient_id"]))
+        how = "" if len(ids) == 1 else f" ({', '.join(map(repr, ids))} differ only in case)"
+        for pid in ids:
+            found.append(Problem(pid, "validate",
+                                 f"duplicate patient_id in rows {sorted(int(r) for r in rows)}"
+                                 f"{how}; all its rows excluded: make the identifiers unique",
+                                 source or None))
     df = df[~dup_mask]
 
     df, label_problems = _validate_labels(df, source)
@@ -293,7 +392,7 @@ def _validate_labels(df: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[
     bad = (raw.notna() & ~numeric.isin([0, 1])) | (raw.notna() & numeric.isna())
     for pid, value in zip(df.loc[bad, "patient_id"], raw[bad], strict=True):
         found.append(Problem(pid, "validate",
-                             f"pcr label {value!r} is not 0, 1 or empty; patient excluded: "
+                             f"pcr label {shown(value)} is not 0, 1 or empty; patient excluded: "
                              "fix the label (1 = pCR, 0 = residual disease, empty = unknown)",
                              source or None))
     df = df[~bad].copy()
@@ -309,7 +408,7 @@ def _validate_clinical(df: pd.DataFrame, source: str) -> list[Problem]:
         bad = df[col].notna() & ~df[col].isin(vocab)
         for pid, value in zip(df.loc[bad, "patient_id"], df.loc[bad, col], strict=True):
             found.append(Problem(pid, "validate",
-                                 f"{col} value {value!r} is not one of {list(vocab)}; "
+                                 f"{col} value {shown(value)} is not one of {list(vocab)}; "
                                  "set to missing", source or None, "warning"))
         df.loc[bad, col] = None
     for col in NUMERIC_CLINICAL:
@@ -318,7 +417,7 @@ def _validate_clinical(df: pd.DataFrame, source: str) -> list[Problem]:
         numeric = pd.to_numeric(df[col], errors="coerce")
         bad = df[col].notna() & numeric.isna()
         for pid, value in zip(df.loc[bad, "patient_id"], df.loc[bad, col], strict=True):
-            found.append(Problem(pid, "validate", f"{col} value {value!r} is not a number; "
+            found.append(Problem(pid, "validate", f"{col} value {shown(value)} is not a number; "
                                  "set to missing", source or None, "warning"))
         df[col] = numeric
     return found
@@ -364,6 +463,6 @@ def decode_status(sheet: pd.DataFrame, column: str, patients: pd.Series, file: s
             values.append(_BINARY_STATUS[int(number)])
         else:
             values.append(None)
-            problems.append(Problem(pid, "load", f"{label} value {raw!r} is not 0, 1 or empty; "
-                                    "set to missing", file, "warning"))
+            problems.append(Problem(pid, "load", f"{label} value {shown(raw)} is not 0, 1 or "
+                                    "empty; set to missing", file, "warning"))
     return values, problems

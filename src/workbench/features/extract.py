@@ -32,6 +32,11 @@ from workbench.hashing import digest_many
 log = logging.getLogger(__name__)
 
 
+#: Step of the errors-table rows of patients that never reached the stage (see
+#: :meth:`FeatureResult.add_upstream`).
+UPSTREAM_STEP = "excluded upstream"
+
+
 class FeatureError(WorkbenchError):
     """A feature-extraction step failed for one patient (bad mask, filter impossible...)."""
 
@@ -62,7 +67,8 @@ class FeatureResult:
     features
         One row per patient whose every unit succeeded; index ``patient_id``; float64 columns.
     errors
-        One row per problem: ``patient_id, step, file, message``.
+        One row per problem: ``patient_id, step, file, message``; patients excluded before
+        the stage have step :data:`UPSTREAM_STEP` (see :meth:`add_upstream`).
     n_cached, n_computed
         Patients served entirely from the store / with at least one unit computed in this run
         (a failed patient counts in neither).
@@ -83,18 +89,59 @@ class FeatureResult:
     units_cached: int = 0
     units_computed: int = 0
 
+    def _upstream_rows(self) -> pd.Series:
+        if not len(self.errors):
+            return pd.Series(dtype=bool)
+        return self.errors["step"] == UPSTREAM_STEP
+
     @property
     def n_failed(self) -> int:
-        return int(self.errors["patient_id"].nunique()) if len(self.errors) else 0
+        """Patients that failed in this stage (those excluded upstream not counted)."""
+        if not len(self.errors):
+            return 0
+        return int(self.errors.loc[~self._upstream_rows(), "patient_id"].nunique())
+
+    @property
+    def n_upstream(self) -> int:
+        """Patients excluded before this stage (a source row without an ID counts as one)."""
+        if not len(self.errors):
+            return 0
+        rows = self.errors[self._upstream_rows()]
+        return int(rows["patient_id"].nunique() + rows["patient_id"].isna().sum())
+
+    @property
+    def n_patients(self) -> int:
+        """Every patient the stage was told about: done, failed here or excluded upstream."""
+        return len(self.features) + self.n_failed + self.n_upstream
+
+    def add_upstream(self, exclusions: Iterable[Problem], table_ids: Iterable[str]) -> None:
+        """Put the patients that never reached this stage in its errors table.
+
+        ``exclusions`` are the cohort's problems for patients missing from the stage's input
+        (:meth:`~workbench.cohort.table.CohortTable.exclusions`); they become rows with step
+        :data:`UPSTREAM_STEP`. A patient of ``table_ids`` (the stage's input) with neither a
+        feature row nor an error row gets one saying so, so that no patient vanishes.
+        """
+        rows = [problem_row(p.patient_id, UPSTREAM_STEP,
+                            p.message.removeprefix(f"{UPSTREAM_STEP}: "), p.file)
+                for p in exclusions]
+        accounted = set(self.features.index) | set(self.errors["patient_id"].dropna())
+        rows += [problem_row(pid, "features", "no features and no error recorded for this "
+                             "patient (please report this)")
+                 for pid in table_ids if pid not in accounted]
+        self.errors = errors_frame(rows + self.errors.to_dict("records"))
 
     def problems(self, stage: str) -> list:
-        """The errors as cohort :class:`~workbench.cohort.table.Problem` rows (severity
-        ``error``, step ``<stage>:<step>``), as the run records them in ``problems.csv``."""
+        """The errors of this stage as cohort :class:`~workbench.cohort.table.Problem` rows
+        (severity ``error``, step ``<stage>:<step>``), as the run records them in
+        ``problems.csv``; rows of patients excluded upstream are left out (their reason is
+        recorded where it arose)."""
         def text(value: Any) -> str | None:
             return None if value is None or pd.isna(value) or value == "" else str(value)
 
+        errors = self.errors[~self._upstream_rows()] if len(self.errors) else self.errors
         return [Problem(text(r.get("patient_id")), f"{stage}:{r['step']}", str(r["message"]),
-                        text(r.get("file")), "error") for _, r in self.errors.iterrows()]
+                        text(r.get("file")), "error") for _, r in errors.iterrows()]
 
     def save(self, path: str | Path) -> Path:
         """Write ``features`` as parquet to ``path`` and ``errors`` to ``<stem>.errors.csv``."""

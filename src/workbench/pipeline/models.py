@@ -6,7 +6,8 @@ for the full contract): ``predictions`` (patient_id, protocol, feature_set, clas
 cv | test, repeat, fold, probability, label), ``metrics`` (AUC with DeLong CI; accuracy,
 sensitivity, specificity, precision, NPV, F1 with bootstrap CIs; Brier, calibration intercept
 and slope), ``selection``, ``signatures``, ``lasso_cv``, ``shap`` (final models on the test
-patients), ``skipped``, ``split`` and the final models ``<protocol>/<feature_set>__<classifier>
+patients), ``skipped``, ``excluded`` (every patient of the cohort left out of modelling, and
+why), ``split`` and the final models ``<protocol>/<feature_set>__<classifier>
 .skops``. Every table carries its ``protocol``; rows from ``paper`` also carry the leakage
 warning.
 
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from workbench.cohort.table import CohortTable
 from workbench.config import RunConfig
 from workbench.errors import WorkbenchError
 from workbench.evaluation.explain import explain
@@ -79,6 +81,58 @@ def load_modelling_inputs(run_dir: Path | RunDir, cohort: pd.DataFrame | None = 
     return features.loc[y.index], clinical_matrix(labelled), y
 
 
+#: Columns of ``models/excluded.csv``.
+EXCLUDED_COLUMNS = ["patient_id", "reason", "message"]
+
+
+def modelling_exclusions(run_dir: Path | RunDir, cohort: pd.DataFrame | None,
+                         features: pd.DataFrame, y: pd.Series) -> pd.DataFrame:
+    """Every patient the cohort names that is not among the modelling inputs ``y``, and why.
+
+    ``reason`` is ``unlabelled`` (no pCR label: prediction only) or ``excluded upstream``
+    (excluded at the cohort table, or no row in some feature table of the run: the message
+    names the table and the first recorded reason).
+    """
+    run = RunDir(run_dir)
+    saved = (CohortTable.load(run.path("cohort").parent) if run.exists("cohort") else None)
+    if cohort is None:
+        cohort = saved.df if saved is not None else run.read("cohort")
+    first = {}
+    for problem in (saved.problems if saved is not None else []):
+        if problem.severity == "error" and problem.patient_id not in first:
+            first[problem.patient_id] = f"{problem.step}: {problem.message}"
+    used = set(y.index)
+    tables = {name: set(run.read(name).index.astype(str)) for name in run.feature_families()}
+    rows = []
+    for pid, label in zip(cohort["patient_id"].astype(str), cohort["pcr"], strict=True):
+        if pid in used:
+            continue
+        if pd.isna(label):
+            rows.append((pid, "unlabelled", "no pCR label: prediction only"))
+            continue
+        missing = [name for name, ids in tables.items() if pid not in ids]
+        where = ", ".join(f"features/{name}.parquet" for name in missing) or "the feature tables"
+        why = first.get(pid, f"see features/{missing[0]}.errors.csv" if missing else "")
+        rows.append((pid, "excluded upstream", f"no row in {where}" + (f" ({why})" if why
+                                                                        else "")))
+    kept = set(cohort["patient_id"].astype(str))
+    for problem in (saved.excluded_at_table() if saved is not None else []):
+        if problem.patient_id not in kept and problem.step == "validate":
+            rows.append((problem.patient_id, "excluded upstream",
+                         f"excluded at the cohort table: {problem.message}"))
+    frame = pd.DataFrame(rows, columns=EXCLUDED_COLUMNS)
+    return frame.drop_duplicates(subset=["patient_id", "reason"], ignore_index=True)
+
+
+def exclusion_line(excluded: pd.DataFrame, n_used: int) -> str:
+    """``"model inputs: 12 patients: 10 used, 2 excluded (1 without a pCR label, 1 excluded
+    upstream)"``."""
+    unlabelled = int((excluded["reason"] == "unlabelled").sum())
+    upstream = len(excluded) - unlabelled
+    return (f"model inputs: {n_used + len(excluded)} patients: {n_used} used, {len(excluded)} "
+            f"excluded ({unlabelled} without a pCR label, {upstream} excluded upstream)")
+
+
 @dataclass
 class ModelStageResult:
     """What :func:`run_models` wrote, plus the in-memory protocol results."""
@@ -89,6 +143,14 @@ class ModelStageResult:
     seconds: float
     skipped: list[dict] = field(default_factory=list)
     cached: bool = False  # outputs reused from an identical earlier run (model_stage)
+    #: Patients of the cohort left out of modelling (``models/excluded.csv``).
+    excluded: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
+        columns=EXCLUDED_COLUMNS))
+    n_used: int = 0
+
+    @property
+    def exclusion_line(self) -> str:
+        return exclusion_line(self.excluded, self.n_used)
 
 
 def explain_final(result: ProtocolResult, feature_sets, *, seed: int = 0) -> pd.DataFrame:
@@ -176,6 +238,8 @@ def model_stage(cfg: RunConfig, run_dir: Path | RunDir, cohort: pd.DataFrame | N
     """
     run = RunDir(run_dir)
     features, clinical, y = load_modelling_inputs(run, cohort)
+    excluded = modelling_exclusions(run, cohort, features, y)
+    run.write("model_excluded", excluded)
     key = cache.stage_key([features, clinical, y], modelling_settings(cfg))
     key_file = run.path("models_key")
     outputs = [run.path(name) for name in MODEL_OUTPUTS]
@@ -186,11 +250,12 @@ def model_stage(cfg: RunConfig, run_dir: Path | RunDir, cohort: pd.DataFrame | N
         return ModelStageResult(out_dir=key_file.parent, results={},
                                 metrics=run.read("metrics"),
                                 seconds=float(record.get("seconds", 0.0)), skipped=skipped,
-                                cached=True)
+                                cached=True, excluded=excluded, n_used=len(y))
     run.folder("models_key")
     cache.invalidate(key_file)
     result = run_models(cfg, features, clinical, y, run, jobs=jobs, progress=progress)
     cache.mark_done(key_file, key, seconds=round(result.seconds, 1))
+    result.excluded, result.n_used = excluded, len(y)
     return result
 
 

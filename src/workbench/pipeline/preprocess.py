@@ -55,9 +55,14 @@ class PreprocessResult:
         (paths of the preprocessed NIfTI files), ``cache_key``, ``cached`` and the record
         columns of :func:`~workbench.imaging.preprocess.preprocess_patient`.
     problems
-        One :class:`~workbench.cohort.table.Problem` per patient skipped or failed.
+        One :class:`~workbench.cohort.table.Problem` per patient excluded: failed here, or
+        excluded upstream (at the cohort table, by QC, or without images; step
+        ``preprocess``, message ``excluded upstream: <step>: <reason>``).
     n_cached, n_computed
         Patients found in the cache / computed in this run.
+    n_failed, n_upstream
+        Patients that failed here / were excluded before this stage (a row of the source
+        without an ID counts as one).
     """
 
     table: pd.DataFrame
@@ -65,6 +70,13 @@ class PreprocessResult:
     n_cached: int
     n_computed: int
     out_dir: Path
+    n_failed: int = 0
+    n_upstream: int = 0
+
+    @property
+    def n_patients(self) -> int:
+        """Every patient of the source: done, failed here or excluded upstream."""
+        return len(self.table) + self.n_failed + self.n_upstream
 
     def problems_frame(self) -> pd.DataFrame:
         return problems_frame(self.problems)
@@ -198,7 +210,8 @@ def preprocess_cohort(cohort: CohortTable, out_dir: str | Path, *,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ready = cohort.imaging_ready()
-    problems = _skipped(cohort, set(ready["patient_id"]))
+    problems = cohort.exclusions(ready["patient_id"], "preprocess")
+    n_upstream = len(problems)
     phases = list(cohort.phases)
     has_space = "mask_space" in ready.columns
     tasks = [(str(r["patient_id"]), {p: str(r[image_column(p)]) for p in phases},
@@ -230,23 +243,7 @@ def preprocess_cohort(cohort: CohortTable, out_dir: str | Path, *,
         pd.DataFrame(columns=lead)
     log.info("preprocessing done in %.1f s: %d computed, %d cached, %d failed, %d skipped",
              time.perf_counter() - start, counts["computed"], counts["cached"],
-             counts["failed"], len(problems) - counts["failed"])
+             counts["failed"], n_upstream)
     return PreprocessResult(table=table, problems=problems, n_cached=counts["cached"],
-                            n_computed=counts["computed"], out_dir=out)
-
-
-def _skipped(cohort: CohortTable, ready: set[str]) -> list[Problem]:
-    """One problem per patient left out of preprocessing, with the recorded reasons."""
-    found = []
-    for pid in cohort.patient_ids:
-        if pid in ready:
-            continue
-        reasons = [p for p in cohort.problems if p.patient_id == pid and p.severity == "error"]
-        if reasons:
-            for reason in reasons:
-                found.append(Problem(pid, "preprocess", f"skipped, not imaging-ready: "
-                                     f"{reason.step}: {reason.message}", reason.file))
-        else:
-            found.append(Problem(pid, "preprocess", "skipped, not imaging-ready: a phase or "
-                                 "mask path is missing", None))
-    return found
+                            n_computed=counts["computed"], out_dir=out,
+                            n_failed=counts["failed"], n_upstream=n_upstream)

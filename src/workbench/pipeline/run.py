@@ -27,7 +27,9 @@ from workbench.pipeline.models import ModelStageResult, audit_stage, model_stage
 from workbench.pipeline.preprocess import PreprocessResult
 from workbench.pipeline.settings import default_cache, default_run_dir
 from workbench.pipeline.stages import (
+    cohort_line,
     cohort_stage,
+    count_line,
     feature_stages,
     ibsi_stage,
     preprocess_stage,
@@ -57,6 +59,8 @@ class RunResult:
     models: ModelStageResult | None = None
     audit: pd.DataFrame | None = None
     features: dict[str, FeatureResult] = field(default_factory=dict)
+    #: Patients of the source excluded at some stage (table, QC, preprocessing, features).
+    n_excluded: int = 0
 
     @property
     def run(self) -> RunDir:
@@ -110,7 +114,7 @@ def run_pipeline(cfg: RunConfig, *, out: Path | None = None, cache_dir: Path | N
     with _timed(timings, "features"):
         labels = pd.Series(cohort.df["pcr"].to_numpy(), index=cohort.df["patient_id"])
         feats = feature_stages(pre.table, cfg, cache, run, jobs=jobs, scheduler=scheduler,
-                               labels=labels, progress=progress)
+                               labels=labels, progress=progress, cohort=cohort)
         for name, res in feats.items():
             cohort.add_problems(res.problems(name))
 
@@ -142,7 +146,17 @@ def run_pipeline(cfg: RunConfig, *, out: Path | None = None, cache_dir: Path | N
         with _timed(timings, "report"):
             report = report_stage(run)
     summary = _summary(cohort, pre, feats, models, audit, ibsi, timings, run)
-    return RunResult(run.root, summary, report, timings, models, audit, feats)
+    return RunResult(run.root, summary, report, timings, models, audit, feats,
+                     n_excluded=_n_excluded(pre, feats))
+
+
+def _n_excluded(pre: PreprocessResult, feats: dict[str, FeatureResult]) -> int:
+    """Patients of the source without features of every extracted family (or, with no
+    feature stage, not preprocessed)."""
+    if not feats:
+        return pre.n_failed + pre.n_upstream
+    complete = set.intersection(*(set(res.features.index) for res in feats.values()))
+    return pre.n_patients - len(complete)
 
 
 def _runtime_facts(timings: dict[str, float], feats: dict[str, FeatureResult],
@@ -167,16 +181,19 @@ def _summary(cohort: CohortTable, pre: PreprocessResult, feats: dict[str, Featur
     """The lines printed at the end of a run (every AUC next to its protocol)."""
     probs = problems_frame(cohort.problems)
     n_err = int((probs["severity"] == "error").sum()) if not probs.empty else 0
-    lines = [f"cohort {cohort.name}: {len(cohort.df)} patients, "
-             f"{int(cohort.df['pcr'].notna().sum())} labelled",
-             f"preprocessed {len(pre.table)} ({pre.n_computed} computed, {pre.n_cached} cached)"]
+    lines = [cohort_line(cohort),
+             f"preprocessed {len(pre.table)} ({pre.n_computed} computed, {pre.n_cached} "
+             f"cached); " + count_line(pre.n_patients, len(pre.table), pre.n_failed,
+                                       pre.n_upstream)]
     for name, res in feats.items():
         lines.append(f"{name}: {res.features.shape[1]} features x {len(res.features)} "
-                     f"patients ({res.n_computed} computed, {res.n_cached} cached, "
-                     f"{res.n_failed} failed)")
+                     f"patients ({res.n_computed} computed, {res.n_cached} cached); "
+                     + count_line(res.n_patients, len(res.features), res.n_failed,
+                                  res.n_upstream))
     if "deep" in feats:
         lines.append(f"deep weights: {feats['deep'].label}")
     if models is not None:
+        lines.append(models.exclusion_line)
         best = [fs for fs in HEADLINE_SETS if fs in set(models.metrics["feature_set"])]
         if best:
             lines += headline(models.metrics, best[0])

@@ -42,10 +42,26 @@ from workbench.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
-__all__ = ["cohort_stage", "feature_stages", "ibsi_stage", "preprocess_stage", "qc_stage",
-           "report_stage", "table1_stage"]
+__all__ = ["cohort_line", "cohort_stage", "count_line", "feature_stages", "ibsi_stage",
+           "preprocess_stage", "qc_stage", "report_stage", "table1_stage"]
 
 FEATURE_STAGES = ("radiomics", "kinetic", "deep")
+
+
+def count_line(total: int, done: int, failed: int, upstream: int) -> str:
+    """How a stage's patients went: ``"163 patients: 160 done, 3 excluded (2 failed here, 1
+    excluded upstream)"``; every stage's summary line says it, so nobody vanishes unseen."""
+    return (f"{total} patients: {done} done, {failed + upstream} excluded ({failed} failed "
+            f"here, {upstream} excluded upstream)")
+
+
+def cohort_line(cohort: CohortTable) -> str:
+    """The cohort table's summary line: patients named by the source, kept, excluded."""
+    known = cohort.known_patients()
+    kept = len(cohort.df)
+    return (f"cohort {cohort.name}: {len(known)} patients in the source: {kept} kept "
+            f"({int(cohort.df['pcr'].notna().sum())} labelled), {len(known) - kept} excluded "
+            "at the cohort table")
 
 
 def cohort_stage(cfg: RunConfig, *, jobs: int = 1, progress: bool = True) -> CohortTable:
@@ -93,12 +109,16 @@ def preprocess_stage(cohort: CohortTable, cfg: RunConfig, out: Path | None = Non
 def feature_stages(pre_table: pd.DataFrame, cfg: RunConfig, cache: Path, run: RunDir | Path,
                    *, jobs: int = 1, scheduler=None, progress: bool = True,
                    stages: tuple[str, ...] = FEATURE_STAGES,
-                   labels: pd.Series | None = None) -> dict[str, FeatureResult]:
+                   labels: pd.Series | None = None,
+                   cohort: CohortTable | None = None) -> dict[str, FeatureResult]:
     """Extract every configured feature family into the store and the run directory.
 
     Writes ``features/<family>.parquet`` and ``features/<family>.errors.csv`` per family (and
     the deep crops and weights provenance) into ``run`` and returns ``{family:
-    FeatureResult}``.
+    FeatureResult}``. With ``cohort`` (its problems including preprocessing's), every patient
+    it names that is not in ``pre_table`` is listed in each family's errors table as
+    excluded upstream, with the first recorded reason (see
+    :meth:`~workbench.features.extract.FeatureResult.add_upstream`).
     """
     run = RunDir(run)
     results: dict[str, FeatureResult] = {}
@@ -114,7 +134,9 @@ def feature_stages(pre_table: pd.DataFrame, cfg: RunConfig, cache: Path, run: Ru
         results["deep"] = extract_deep(pre_table, store, **deep_options(cfg, labels),
                                        progress=progress,
                                        crops_dir=run.folder("crop"))
+    ids = [str(pid) for pid in pre_table["patient_id"]] if len(pre_table) else []
     for name, res in results.items():
+        res.add_upstream([] if cohort is None else cohort.exclusions(ids, name), ids)
         res.save(run.path(name))
     return results
 

@@ -91,7 +91,8 @@ class Page:
         try:
             build()
         except Exception as exc:  # one broken section must not lose the whole report
-            log.warning("report section %r failed: %s", title, exc, exc_info=True)
+            log.warning("report section %r failed: %s", title, exc)
+            log.debug("report section %r: the traceback", title, exc_info=True)  # with -v
             self.note(f"could not build this section: {type(exc).__name__}: {exc}")
 
     def render(self, title: str) -> str:

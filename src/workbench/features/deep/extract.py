@@ -52,6 +52,7 @@ from workbench.features.store import (
     make_key,
 )
 from workbench.files import atomic_write_text
+from workbench.rundir import safe_join
 
 log = logging.getLogger(__name__)
 
@@ -109,20 +110,27 @@ def _make_crop(paths: Any, mask: Any, settings: CropSettings, pid: str, png: Pat
 def _crop_units(settings: CropSettings, out: Path, crops_dir: Path, inputs_of: dict,
                 digests_of: dict, need: set[str], progress: bool
                 ) -> tuple[dict, dict, list[dict]]:
-    """Crop records (from the store or computed) and the crops computed this run."""
-    store, found, jobs = FeatureStore(out, CROP_NAMESPACE), {}, []
+    """Crop records (from the store or computed) and the crops computed this run.
+
+    A patient whose ID cannot be a file name in ``crops_dir`` (:func:`safe_join`) becomes an
+    error row: nothing is written outside ``crops_dir``."""
+    store, found, jobs, errors = FeatureStore(out, CROP_NAMESPACE), {}, [], []
     for pid in inputs_of:
         key = make_key(CROP_NAMESPACE, {"code": DEEP_VERSION, "inputs": digests_of[pid],
                                         "crop": settings.key()})
         record = store.load(key)
-        png = crops_dir / f"{pid}.png"
+        try:
+            png = safe_join(crops_dir, f"{pid}.png", what="patient_id")
+        except WorkbenchError as exc:
+            errors.append(problem_row(pid, "deep-input", exc.message, str(crops_dir)))
+            continue
         if record is not None and pid not in need and png.is_file():
             found[pid] = record
             continue
         paths, mask = inputs_of[pid]
         jobs.append(Job(pid, _make_crop, (paths, mask, settings, pid, png), step="deep-input",
                         tag=(key, png)))
-    computed, errors = {}, []
+    computed = {}
     for done in run_batch(jobs, progress=progress, desc="deep crops", done_before=len(found)):
         pid = done.job.patient_id
         if not done.ok:
