@@ -33,6 +33,23 @@ EXIT_CODES = {
 _STRICT_HELP = "exit 1 if any patient is excluded (at this stage or upstream)"
 
 
+def _at_least_one(flag: str):
+    """An argparse type: a whole number >= 1, else a usage error naming ``flag``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{flag} must be a whole number >= 1, not {text!r}")
+        return value
+    parse.__name__ = flag  # argparse names the type in its message
+    return parse
+
+
+_WORKERS = _at_least_one("--jobs")
+
+
 def _add_cohort_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("cohort", help="manifest CSV (or folder holding manifest.csv), or a dataset "
                                   "root for --format ispy1 / mama_mia / breastdcedl")
@@ -55,14 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=163, help="patients (default 163)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", required=True, help="output folder (manifest.csv + NIfTI files)")
-    p.add_argument("--jobs", type=int, default=2, help="parallel workers (default 2)")
+    p.add_argument("--jobs", type=_WORKERS, default=2, help="parallel workers (default 2)")
     p.set_defaults(handler="synth")
 
     p = sub.add_parser("cohort", help="cohort tools")
     csub = p.add_subparsers(dest="cohort_command", metavar="ACTION", required=True)
     c = csub.add_parser("check", help="QC every patient: print a summary and every problem")
     _add_cohort_args(c)
-    c.add_argument("--jobs", type=int, default=2)
+    c.add_argument("--jobs", type=_WORKERS, default=2)
+    c.add_argument("--max-voxels", type=_at_least_one("--max-voxels"), default=None,
+                   help="refuse images whose header claims more voxels (default 512^3, as "
+                        "limits.max_voxels in a run config)")
     c.add_argument("--out", help="also write qc_problems.csv and qc_images.csv here")
     c.add_argument("--strict", action="store_true",
                    help="exit 1 if any error was found (a patient excluded)")
@@ -73,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="configs/demo.yaml", help="run config (preprocessing)")
     p.add_argument("--out", required=True, help="cache/output folder (preprocessed.parquet, "
                                                 "preprocess_problems.csv)")
-    p.add_argument("--jobs", type=int, default=None)
+    p.add_argument("--jobs", type=_WORKERS, default=None)
     p.add_argument("--strict", action="store_true", help=_STRICT_HELP)
     p.set_defaults(handler="preprocess")
 
@@ -90,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run directory: writes features/<stage>.parquet and its errors, "
                             "and the cohort (cohort/) that `workbench model` reads")
         e.add_argument("--cache", help="content-addressed cache root (default data/interim)")
-        e.add_argument("--jobs", type=int, default=None, help="local worker processes")
+        e.add_argument("--jobs", type=_WORKERS, default=None, help="local worker processes")
         e.add_argument("--scheduler", default=None,
                        help="Dask scheduler address (tcp://host:port) instead of local jobs")
         e.add_argument("--strict", action="store_true", help=_STRICT_HELP)
@@ -99,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("model", help="selection + ten classifiers under each protocol")
     p.add_argument("--run", required=True, help="run directory with features/*.parquet")
     p.add_argument("--config", default="configs/demo.yaml")
-    p.add_argument("--jobs", type=int, default=None)
+    p.add_argument("--jobs", type=_WORKERS, default=None)
     p.add_argument("--headline-classifier", default="lr", choices=names.CLASSIFIER_NAMES,
                    metavar="CLASSIFIER",
                    help="classifier of the summary lines, one of the config's classifiers "
@@ -114,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--permutations", type=int, default=None, help="default: config audit")
     p.add_argument("--feature-set", default=None, help="default: the config's audit section")
     p.add_argument("--classifier", default=None, help="default: the config's audit section")
-    p.add_argument("--jobs", type=int, default=None)
+    p.add_argument("--jobs", type=_WORKERS, default=None)
     p.add_argument("--force", action="store_true",
                    help="rerun even when inputs, settings and code are unchanged")
     p.set_defaults(handler="audit")
@@ -124,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cohort", required=True, help="manifest CSV or dataset root")
     p.add_argument("--format", default="auto", choices=COHORT_FORMATS)
     p.add_argument("--out", required=True, help="CSV of probabilities")
-    p.add_argument("--jobs", type=int, default=None)
+    p.add_argument("--jobs", type=_WORKERS, default=None)
     p.set_defaults(handler="predict")
 
     p = sub.add_parser("report", help="standalone HTML report of a run directory")
@@ -191,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="run config YAML (default configs/demo.yaml)")
         p.add_argument("--out", help="run directory (default data/runs/<config name>)")
         p.add_argument("--cache", help="content-addressed caches (default data/interim)")
-        p.add_argument("--jobs", type=int, default=None)
+        p.add_argument("--jobs", type=_WORKERS, default=None)
         p.add_argument("--scheduler", default=None,
                        help="Dask scheduler address for feature extraction (default: local)")
         p.add_argument("--strict", action="store_true", help=_STRICT_HELP)
