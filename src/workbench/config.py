@@ -152,6 +152,10 @@ class RunConfig(_Section):
     description: str = ""
     seed: int = 42
     jobs: Annotated[int, Field(ge=1, le=256)] = 2
+    itk_threads: Annotated[int, Field(ge=1, le=256, description=(
+        "SimpleITK threads per patient in preprocessing and feature extraction, whatever "
+        "jobs / scheduler / CPU count: N4 results depend on it, so it is fixed and part of "
+        "every cache key"))] = 1
     cohort: CohortConfig = CohortConfig()
     preprocessing: PreprocessingConfig = PreprocessingConfig()
     radiomics: RadiomicsConfig = RadiomicsConfig()

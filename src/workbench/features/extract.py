@@ -8,8 +8,9 @@ per-patient runner (:func:`workbench.batch.run_batch`: failure isolation, progre
 processes or a Dask cluster — see there for running on a cluster); each record is written
 atomically by the worker as soon as it finishes, so a killed run resumes where it stopped. A
 unit that fails becomes an errors-table row (``patient_id, step, file, message``); the batch
-goes on. Results are identical whichever way the work runs (a test checks Dask against the
-local run).
+goes on. Results are identical whichever way the work runs: every unit runs with the same
+SimpleITK thread count (``itk_threads``, see :mod:`workbench.batch`) and one BLAS thread (a test
+checks Dask and two jobs against the sequential run).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from workbench.batch import Job, problem_row, run_batch
+from workbench.batch import DEFAULT_ITK_THREADS, Job, problem_row, run_batch
 from workbench.cohort.table import MASK_COLUMN, Problem, image_column
 from workbench.errors import CohortError, WorkbenchError
 from workbench.features.store import FeatureStore, errors_frame
@@ -178,7 +179,8 @@ class BatchOutcome:
 
 def run_tasks(tasks: Sequence[Task], store_root: str | Path, *, meta: dict, jobs: int = 1,
               scheduler: Any = None, progress: bool = True, desc: str = "features",
-              errors: Iterable[dict] = ()) -> BatchOutcome:
+              errors: Iterable[dict] = (),
+              itk_threads: int = DEFAULT_ITK_THREADS) -> BatchOutcome:
     """Load cached units, compute the rest with :func:`~workbench.batch.run_batch`, collect
     records and errors.
 
@@ -201,6 +203,8 @@ def run_tasks(tasks: Sequence[Task], store_root: str | Path, *, meta: dict, jobs
         Bar label.
     errors
         Error rows found while building the tasks; returned with the others.
+    itk_threads
+        SimpleITK threads of every unit, wherever it runs (the stage puts it in its keys).
     """
     outcome = BatchOutcome({}, list(errors), set(), set())
     todo: list[Job] = []
@@ -215,7 +219,7 @@ def run_tasks(tasks: Sequence[Task], store_root: str | Path, *, meta: dict, jobs
             outcome.records[(task.patient_id, task.unit)] = record
             outcome.cached_units.add((task.patient_id, task.unit))
     log.info("%s: %d units cached, %d to compute", desc, len(outcome.cached_units), len(todo))
-    for done in run_batch(todo, workers=jobs, scheduler=scheduler, share_threads=True,
+    for done in run_batch(todo, workers=jobs, scheduler=scheduler, itk_threads=itk_threads,
                           progress=progress, desc=desc, unit="unit",
                           done_before=len(outcome.cached_units)):
         task = done.job.tag

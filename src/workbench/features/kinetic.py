@@ -52,7 +52,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from workbench.batch import problem_row
+from workbench.batch import DEFAULT_ITK_THREADS, problem_row
 from workbench.cohort.table import MASK_COLUMN, image_column
 from workbench.errors import ConfigError
 from workbench.features.extract import (
@@ -65,12 +65,14 @@ from workbench.features.extract import (
     run_tasks,
 )
 from workbench.features.store import library_versions, make_key
+from workbench.hashing import code_digest
 from workbench.imaging.io import read_image
 
 log = logging.getLogger(__name__)
 
-#: Bump when this module changes feature values; part of every key.
-KINETIC_VERSION = 1
+#: Source that computes the values; its :func:`~workbench.hashing.code_digest` is part of
+#: every key (with the settings, guards, SimpleITK threads and library versions).
+KINETIC_CODE = ("features/kinetic", "imaging/io")
 PREFIX = "kin"
 NAMESPACE = "kinetic"
 KINETIC_PACKAGES = ("numpy", "SimpleITK")
@@ -224,7 +226,8 @@ def _zscore_stats(row: pd.Series, mask_path: str, pid: str) -> tuple[float, floa
 def extract_kinetic(table: Any, out_dir: str | Path, *, pe_threshold: float = 0.7,
                     ser_washout: float = 1.1, ser_persistent: float = 0.9,
                     phases: Sequence[str] = ("pre", "early", "late"), jobs: int = 1,
-                    scheduler: Any = None, progress: bool = True) -> FeatureResult:
+                    scheduler: Any = None, progress: bool = True,
+                    itk_threads: int = DEFAULT_ITK_THREADS) -> FeatureResult:
     """Kinetic features (``kin__*``) of every patient of a preprocessed table.
 
     Parameters
@@ -243,6 +246,8 @@ def extract_kinetic(table: Any, out_dir: str | Path, *, pe_threshold: float = 0.
         Names of the pre-contrast, early and late phases, in that order.
     jobs, scheduler, progress
         See :func:`~workbench.features.extract.run_tasks`.
+    itk_threads
+        SimpleITK threads of every unit (part of every key).
 
     Returns
     -------
@@ -256,7 +261,9 @@ def extract_kinetic(table: Any, out_dir: str | Path, *, pe_threshold: float = 0.
     settings_json = json.dumps(dataclasses.asdict(settings))
     df = prepare_table(table, [image_column(p) for p in phases] + [MASK_COLUMN])
     versions = library_versions(KINETIC_PACKAGES)
-    meta = {"stage": "kinetic", "settings": dataclasses.asdict(settings), "versions": versions}
+    computed_by = {"code": code_digest(KINETIC_CODE), "itk_threads": int(itk_threads)}
+    meta = {"stage": "kinetic", "settings": dataclasses.asdict(settings), "versions": versions,
+            **computed_by}
     errors, ready = patients_with_inputs(df, phases)
     tasks, units_of = [], {}
     for pid, row, inputs in ready:
@@ -267,7 +274,7 @@ def extract_kinetic(table: Any, out_dir: str | Path, *, pe_threshold: float = 0.
             continue
         paths = {p: inputs[image_column(p)][0] for p in phases}
         key = make_key(NAMESPACE, {
-            "settings": dataclasses.asdict(settings), "code": KINETIC_VERSION,
+            "settings": dataclasses.asdict(settings), **computed_by,
             "guards": [MIN_BASELINE_FRACTION, MIN_LATE_ENHANCEMENT, SER_CAP],
             "images": [inputs[image_column(p)][1] for p in phases], "mask": mask_digest,
             "zscore": [repr(zscore[0]), repr(zscore[1])], "versions": versions})
@@ -275,7 +282,8 @@ def extract_kinetic(table: Any, out_dir: str | Path, *, pe_threshold: float = 0.
                           (paths, mask, zscore, settings_json)))
         units_of[pid] = ["kinetic"]
     batch = run_tasks(tasks, out_dir, meta=meta, jobs=jobs, scheduler=scheduler,
-                      progress=progress, desc="kinetic", errors=errors)
+                      progress=progress, desc="kinetic", errors=errors,
+                      itk_threads=itk_threads)
     rows = {pid: {f"{PREFIX}__{k}": v for k, v in batch.records[(pid, "kinetic")]
                   ["features"].items()}
             for pid in units_of if (pid, "kinetic") in batch.records}

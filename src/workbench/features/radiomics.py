@@ -48,9 +48,12 @@ stationary transform (``start_level`` 0) for every level, so any level "works" â
 shorter than the filter support it silently returns features of wrapped-around voxels.
 
 Reproducibility: PyRadiomics' GLCM ``MCC`` takes LAPACK eigenvalues, whose last bits depend
-on the number of BLAS threads. Every unit runs with one BLAS thread, so values are
-bit-identical whether the work runs sequentially, with joblib or on any Dask layout (and
-single-threaded eigenvalues of these small matrices are faster anyway).
+on the number of BLAS threads. Every unit runs with one BLAS thread and ``itk_threads``
+SimpleITK threads (see :mod:`workbench.batch`), so values are bit-identical whether the work
+runs sequentially, with joblib or on any Dask layout (and single-threaded eigenvalues of these
+small matrices are faster anyway). Every key holds the parameters, the thread count, the
+library versions and a digest of the source that computes the values (:data:`RADIOMICS_CODE`),
+so editing that code recomputes the features without anyone bumping a version by hand.
 
 Scaling out (joblib, Dask, SLURM): see :mod:`workbench.features.extract`.
 """
@@ -71,6 +74,7 @@ import pandas as pd
 import SimpleITK as sitk
 from threadpoolctl import threadpool_limits
 
+from workbench.batch import DEFAULT_ITK_THREADS
 from workbench.cohort.table import MASK_COLUMN, image_column
 from workbench.features.extract import (
     FeatureError,
@@ -83,13 +87,14 @@ from workbench.features.extract import (
 )
 from workbench.features.radiomics_params import RadiomicsParams, load_params
 from workbench.features.store import library_versions, make_key
-from workbench.hashing import sha256_file
+from workbench.hashing import code_digest, sha256_file
 from workbench.imaging.io import read_image
 
 log = logging.getLogger(__name__)
 
-#: Bump when this module changes feature values; part of every key.
-RADIOMICS_VERSION = 1
+#: Source that computes the values (this module, the parameter schema, the image reader);
+#: its :func:`~workbench.hashing.code_digest` is part of every key.
+RADIOMICS_CODE = ("features/radiomics", "features/radiomics_params", "imaging/io")
 PREFIX = "rad"
 NS_SHAPE, NS_PHASE = "radiomics-shape", "radiomics-phase"
 RADIOMICS_PACKAGES = ("pyradiomics-bhklab", "pyradiomics", "PyWavelets", "numpy", "SimpleITK")
@@ -213,7 +218,8 @@ def _pyradiomics_json(params: dict) -> str:
 # --------------------------------------------------------------------------- the cohort
 def extract_radiomics(table: Any, out_dir: str | Path, *, params_path: str | Path,
                       phases: Sequence[str] = ("pre", "early"), jobs: int = 1,
-                      scheduler: Any = None, progress: bool = True) -> FeatureResult:
+                      scheduler: Any = None, progress: bool = True,
+                      itk_threads: int = DEFAULT_ITK_THREADS) -> FeatureResult:
     """Extract PyRadiomics features for every patient of a preprocessed table.
 
     Parameters
@@ -234,6 +240,8 @@ def extract_radiomics(table: Any, out_dir: str | Path, *, params_path: str | Pat
     jobs, scheduler, progress
         Where the work runs and whether a progress bar is shown
         (see :func:`~workbench.features.extract.run_tasks`).
+    itk_threads
+        SimpleITK threads of every unit (part of every key).
 
     Returns
     -------
@@ -245,7 +253,8 @@ def extract_radiomics(table: Any, out_dir: str | Path, *, params_path: str | Pat
     params = load_params(params_path)
     df = prepare_table(table, [image_column(p) for p in phases] + [MASK_COLUMN])
     versions = library_versions(RADIOMICS_PACKAGES)
-    extra = {"checks": params.checks.model_dump(), "code": RADIOMICS_VERSION}
+    extra = {"checks": params.checks.model_dump()}
+    computed_by = {"code": code_digest(RADIOMICS_CODE), "itk_threads": int(itk_threads)}
     shape_params = {**params.pyradiomics("shape"), **extra}
     texture_params = {**params.pyradiomics("texture"), **extra}
     has_shape, has_texture = bool(shape_params["featureClass"]), bool(
@@ -262,19 +271,20 @@ def extract_radiomics(table: Any, out_dir: str | Path, *, params_path: str | Pat
         units_of[pid] = []
         if has_shape:
             key = make_key(NS_SHAPE, {"params": shape_params, "mask": mask_digest,
-                                      "versions": versions})
+                                      "versions": versions, **computed_by})
             tasks.append(Task(pid, "shape", NS_SHAPE, key, shape_unit, (mask, shape_json),
                               cost / 20))
             units_of[pid].append("shape")
         for phase in phases if has_texture else ():
             image, digest = inputs[image_column(phase)]
             key = make_key(NS_PHASE, {"params": texture_params, "image": digest,
-                                      "mask": mask_digest, "versions": versions})
+                                      "mask": mask_digest, "versions": versions, **computed_by})
             tasks.append(Task(pid, phase, NS_PHASE, key, phase_unit,
                               (image, mask, phase, texture_json), cost))
             units_of[pid].append(phase)
-    batch = run_tasks(tasks, out_dir, meta=meta, jobs=jobs, scheduler=scheduler,
-                      progress=progress, desc="radiomics", errors=errors)
+    batch = run_tasks(tasks, out_dir, meta={**meta, **computed_by}, jobs=jobs,
+                      scheduler=scheduler, progress=progress, desc="radiomics", errors=errors,
+                      itk_threads=itk_threads)
     rows = {}
     for pid, units in units_of.items():
         if not all((pid, u) in batch.records for u in units):

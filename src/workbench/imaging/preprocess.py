@@ -33,6 +33,7 @@ from collections.abc import Mapping
 import numpy as np
 import SimpleITK as sitk
 
+from workbench.batch import DEFAULT_ITK_THREADS, pinned_itk_threads
 from workbench.errors import ConfigError, GeometryError, ImageError, PreprocessError
 from workbench.hashing import identical_inputs
 from workbench.imaging.body import body_mask
@@ -52,8 +53,6 @@ from workbench.imaging.zscore import pooled_stats, zscore_patient
 
 log = logging.getLogger(__name__)
 
-#: Bump when the algorithm changes in a way that changes outputs; part of every cache key.
-PREPROCESS_VERSION = 1
 N4_MODES = ("shared", "per_phase")
 ZSCORE_REGIONS = ("body", "all")
 
@@ -95,6 +94,10 @@ class PreprocessSettings:
         binary.
     zscore_region
         ``"body"``: statistics inside the body (not air); ``"all"``: the whole field of view.
+    itk_threads
+        SimpleITK threads used for this patient, whatever the number of parallel jobs or
+        CPUs: N4's bias field differs in its last bits with the thread count (see
+        :mod:`workbench.batch`), so the count is a setting like any other.
     """
 
     n4: bool = True
@@ -108,6 +111,7 @@ class PreprocessSettings:
     image_interpolator: str = "bspline"
     mask_interpolator: str = "nearest"
     zscore_region: str = "body"
+    itk_threads: int = DEFAULT_ITK_THREADS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "n4_iterations", tuple(int(i) for i in self.n4_iterations))
@@ -116,6 +120,8 @@ class PreprocessSettings:
         require_choice("zscore_region", self.zscore_region, ZSCORE_REGIONS)
         require_choice("image_interpolator", self.image_interpolator, tuple(INTERPOLATORS))
         require_choice("mask_interpolator", self.mask_interpolator, ("nearest",))
+        if not (isinstance(self.itk_threads, int) and self.itk_threads >= 1):
+            raise ConfigError(f"itk_threads must be an integer >= 1, got {self.itk_threads!r}")
         if int(self.shrink_factor) < 1:
             raise ConfigError(f"shrink_factor must be an integer >= 1, got {self.shrink_factor!r}")
         if not self.n4_iterations or min(self.n4_iterations) < 1:
@@ -126,8 +132,9 @@ class PreprocessSettings:
                 raise ConfigError(f"{name} must be > 0, got {getattr(self, name)!r}")
 
     def key(self) -> str:
-        """Stable 16-hex-digit hash of the settings and :data:`PREPROCESS_VERSION`."""
-        payload = {"version": PREPROCESS_VERSION, **dataclasses.asdict(self)}
+        """Stable 16-hex-digit hash of the settings (the code is hashed by the cache key of
+        :mod:`workbench.pipeline.preprocess`)."""
+        payload = dataclasses.asdict(self)
         text = json.dumps(payload, sort_keys=True, default=list)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -197,8 +204,15 @@ def preprocess_patient(paths: Mapping[str, str], mask_path: str,
         Naming the patient, the step and the file; an :class:`ImageError` too when two phases
         (or a phase and the mask) are one file, as cohort QC reports it.
     """
-    start = time.perf_counter()
     settings = PreprocessSettings() if settings is None else settings
+    with pinned_itk_threads(settings.itk_threads):
+        return _preprocess(paths, mask_path, settings, patient, mask_space, max_voxels)
+
+
+def _preprocess(paths: Mapping[str, str], mask_path: str, settings: PreprocessSettings,
+                patient: str | None, mask_space: str,
+                max_voxels: int | None = None) -> PreprocessedPatient:
+    start = time.perf_counter()
     if not paths:
         raise PreprocessError("no phases given", patient=patient, step="read")
     named = {**{f"phase '{n}'": str(p) for n, p in paths.items()}, "tumour mask": str(mask_path)}

@@ -9,8 +9,9 @@ Layout of ``out_dir``::
         done.json             record + provenance; its presence marks the folder complete
 
 ``cache_key`` hashes the *contents* of every input file (a DICOM folder: every file in it and
-the temporal selector), the settings' :meth:`~PreprocessSettings.key` and the SimpleITK
-version. A rerun with the same inputs and settings recomputes nothing; renaming or moving the
+the temporal selector), the settings' :meth:`~PreprocessSettings.key` (SimpleITK's thread
+count included), the SimpleITK version and the source of the code that computes the images
+(:data:`PREPROCESS_CODE`, by :func:`~workbench.hashing.code_digest`). A rerun with the same inputs and settings recomputes nothing; renaming or moving the
 raw data does not invalidate the cache, editing a file or a setting does. Each folder is built
 under a temporary name and renamed into place in one step, with ``done.json`` written last
 inside it, so a killed run never leaves a half patient that looks complete.
@@ -28,6 +29,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import SimpleITK as sitk
@@ -35,13 +37,15 @@ import SimpleITK as sitk
 from workbench.batch import Job, n_workers, run_batch
 from workbench.cohort.table import MASK_COLUMN, CohortTable, Problem, image_column, problems_frame
 from workbench.errors import ImageError, WorkbenchError
-from workbench.hashing import input_digest
+from workbench.hashing import code_digest, input_digest
 from workbench.imaging.io import write_image
 from workbench.imaging.preprocess import PreprocessSettings, preprocess_patient
 
 log = logging.getLogger(__name__)
 
 DONE_FILE = "done.json"
+#: Code whose source shapes the preprocessed images (part of every cache key).
+PREPROCESS_CODE = ("imaging", "pipeline/preprocess")
 
 
 @dataclasses.dataclass
@@ -84,10 +88,15 @@ class PreprocessResult:
 
 # --------------------------------------------------------------------------- cache key
 def cache_key(paths: Mapping[str, str], mask_path: str, settings: PreprocessSettings,
-              mask_space: str = "grid") -> str:
-    """Key of one patient's output folder (see module docstring); 24 hex digits."""
+              mask_space: str = "grid", code: str | None = None) -> str:
+    """Key of one patient's output folder (see module docstring); 24 hex digits.
+
+    ``code`` is :func:`preprocess_code_digest`, computed here when not given (a cohort run
+    computes it once, so every patient of the run is keyed by the same code)."""
+    code = preprocess_code_digest() if code is None else code
     h = hashlib.sha256()
-    h.update(f"settings={settings.key()};sitk={sitk.Version_VersionString()}".encode())
+    h.update(f"settings={settings.key()};sitk={sitk.Version_VersionString()};"
+             f"code={code}".encode())
     if mask_space != "grid":
         h.update(f";mask_space={mask_space}".encode())
     seen: dict[str, str] = {}
@@ -101,6 +110,11 @@ def cache_key(paths: Mapping[str, str], mask_path: str, settings: PreprocessSett
         seen[digest] = what
         h.update(f";{name}=".encode() + digest.encode())
     return h.hexdigest()[:24]
+
+
+def preprocess_code_digest() -> str:
+    """:func:`~workbench.hashing.code_digest` of :data:`PREPROCESS_CODE`."""
+    return code_digest(PREPROCESS_CODE)
 
 
 # --------------------------------------------------------------------------- one patient
@@ -135,12 +149,13 @@ def _row(pid: str, folder: Path, meta: dict, cached: bool) -> dict:
 
 
 def _process_one(pid: str, paths: dict[str, str], mask_path: str, settings: PreprocessSettings,
-                 out_dir: Path, mask_space: str = "grid",
+                 out_dir: Path, mask_space: str = "grid", code: str | None = None,
                  max_voxels: int | None = None) -> dict:
     """Preprocess one patient into the cache (a :func:`~workbench.batch.run_batch` job);
     returns its table row."""
     phases = list(paths)
-    key = cache_key(paths, mask_path, settings, mask_space)
+    code = preprocess_code_digest() if code is None else code
+    key = cache_key(paths, mask_path, settings, mask_space, code)
     folder = out_dir / key
     meta = _load_done(folder, phases)
     if meta is not None:
@@ -156,7 +171,8 @@ def _process_one(pid: str, paths: dict[str, str], mask_path: str, settings: Prep
         write_image(result.mask, tmp / files[MASK_COLUMN])
         meta = {"cache_key": key, "settings": dataclasses.asdict(settings),
                 "settings_key": settings.key(), "inputs": {**paths, MASK_COLUMN: mask_path},
-                "files": files, "record": result.record, "simpleitk": _sitk_version()}
+                "files": files, "record": result.record, "simpleitk": _sitk_version(),
+                "code": code}
         (tmp / DONE_FILE).write_text(json.dumps(meta, indent=1, default=str))
         if folder.exists():  # stale incomplete folder from an older run
             shutil.rmtree(folder, ignore_errors=True)
@@ -178,7 +194,7 @@ def _sitk_version() -> str:
 # --------------------------------------------------------------------------- cohort
 def preprocess_cohort(cohort: CohortTable, out_dir: str | Path, *,
                       settings: PreprocessSettings | None = None, jobs: int = 1,
-                      progress: bool = True,
+                      scheduler: Any = None, progress: bool = True,
                       max_voxels: int | None = None) -> PreprocessResult:
     """Preprocess every imaging-ready patient of ``cohort`` into a content-addressed cache.
 
@@ -192,8 +208,11 @@ def preprocess_cohort(cohort: CohortTable, out_dir: str | Path, *,
     settings
         Preprocessing parameters (default :class:`PreprocessSettings()`).
     jobs
-        Patients processed in parallel (joblib processes); ``-1`` = one per CPU. SimpleITK's
-        own threads are divided between the jobs.
+        Patients processed in parallel (joblib processes); ``-1`` = one per CPU. Each uses
+        ``settings.itk_threads`` SimpleITK threads, so the images do not depend on ``jobs``.
+    scheduler
+        A Dask scheduler address, client or cluster instead of local processes (see
+        :mod:`workbench.batch`; the workers must see ``out_dir``).
     progress
         Show a tqdm bar with done / cached / failed counts.
     max_voxels
@@ -221,10 +240,12 @@ def preprocess_cohort(cohort: CohortTable, out_dir: str | Path, *,
     start = time.perf_counter()
     log.info("preprocessing %d patients (%d skipped) into %s with %d job(s), settings %s",
              len(tasks), len(problems), out, n_workers(jobs, len(tasks)), settings.key())
-    work = [Job(pid, _process_one, (pid, paths, mask, settings, out, space, max_voxels),
+    code = preprocess_code_digest()
+    work = [Job(pid, _process_one, (pid, paths, mask, settings, out, space, code, max_voxels),
                 step="preprocess") for pid, paths, mask, space in tasks]
     rows, counts = [], {"computed": 0, "cached": 0, "failed": 0}
-    for outcome in run_batch(work, workers=jobs, share_threads=True, progress=progress,
+    for outcome in run_batch(work, workers=jobs, scheduler=scheduler,
+                             itk_threads=settings.itk_threads, progress=progress,
                              desc="preprocess"):
         if outcome.ok:
             rows.append(outcome.value)

@@ -52,7 +52,7 @@ def preprocess_settings(cfg: RunConfig) -> PreprocessSettings:
     return PreprocessSettings(n4=pp.n4, n4_mode=pp.n4_mode, shrink_factor=pp.n4_shrink_factor,
                               target_spacing=pp.spacing_mm,
                               image_interpolator=pp.image_interpolator,
-                              zscore_region=pp.zscore_region)
+                              zscore_region=pp.zscore_region, itk_threads=cfg.itk_threads)
 
 
 def radiomics_params_path(cfg: RunConfig) -> Path:

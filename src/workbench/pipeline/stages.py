@@ -126,10 +126,12 @@ def feature_stages(pre_table: pd.DataFrame, cfg: RunConfig, cache: Path, run: Ru
     if "radiomics" in stages:
         results["radiomics"] = extract_radiomics(
             pre_table, store, params_path=radiomics_params_path(cfg),
-            phases=cfg.radiomics.phases, jobs=jobs, scheduler=scheduler, progress=progress)
+            phases=cfg.radiomics.phases, jobs=jobs, scheduler=scheduler, progress=progress,
+            itk_threads=cfg.itk_threads)
     if "kinetic" in stages and cfg.kinetic.enabled:
         results["kinetic"] = extract_kinetic(pre_table, store, **kinetic_options(cfg),
-                                             jobs=jobs, scheduler=scheduler, progress=progress)
+                                             jobs=jobs, scheduler=scheduler, progress=progress,
+                                             itk_threads=cfg.itk_threads)
     if "deep" in stages and cfg.deep.networks:
         results["deep"] = extract_deep(pre_table, store, **deep_options(cfg, labels),
                                        progress=progress,
