@@ -32,8 +32,9 @@ from workbench.pipeline import (
     run_pipeline,
     table1_stage,
 )
-from workbench.pipeline.settings import default_cache
+from workbench.pipeline.settings import default_cache, radiomics_params_path
 from workbench.pipeline.stages import cohort_line, count_line
+from workbench.pipeline.validate import require_run_inputs
 from workbench.provenance import cohort_inputs, write_manifest
 from workbench.report import build_report
 from workbench.rundata import RunData
@@ -153,6 +154,7 @@ def cmd_table1(args: argparse.Namespace) -> int:
 def cmd_extract(args: argparse.Namespace) -> int:
     out = _out_dir(args.out)
     cfg = load_config(args.config)
+    require_run_inputs(cfg, (args.stage,))  # before any preprocessing
     cohort = _load_cohort(args)
     jobs = args.jobs or cfg.jobs
     cache = Path(args.cache) if args.cache else default_cache()
@@ -275,8 +277,10 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     cfg = load_config(args.file)
+    require_run_inputs(cfg)  # what the config points to: cohort, radiomics params, weights
     print(f"{args.file}: valid (name '{cfg.name}', cohort {cfg.cohort.format}, "
-          f"{len(cfg.feature_sets)} feature sets, {len(cfg.classifiers)} classifiers)")
+          f"{len(cfg.feature_sets)} feature sets, {len(cfg.classifiers)} classifiers; "
+          f"radiomics parameters {radiomics_params_path(cfg)} valid)")
     return 0
 
 

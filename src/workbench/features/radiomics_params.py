@@ -12,7 +12,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from workbench.errors import ConfigError
 
@@ -80,6 +87,13 @@ class Settings(BaseModel):
     weightingNorm: Literal["euclidean", "manhattan", "infinity", "no_weighting"] | None = None
     gldm_a: NonNegInt | None = None
 
+    @field_validator("resampledPixelSpacing")
+    @classmethod
+    def _three_spacings(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None and len(value) != 3:  # PyRadiomics: 0 keeps that axis' spacing
+            raise ValueError(f"needs 3 spacings in mm (x, y, z; 0 keeps an axis), got {value}")
+        return value
+
     @field_validator("wavelet")
     @classmethod
     def _known_wavelet(cls, value: str | None) -> str | None:
@@ -120,6 +134,15 @@ class RadiomicsParams(BaseModel):
                 raise ValueError(f"unknown {name} features {unknown}")
         return value
 
+    @model_validator(mode="after")
+    def _log_has_sigma(self) -> RadiomicsParams:
+        log_settings = self.imageType.get("LoG", False)
+        if log_settings is not False and not (self.setting.sigma or (
+                log_settings is not None and log_settings.sigma)):
+            raise ValueError("imageType.LoG needs sigma (setting.sigma or imageType.LoG.sigma, "
+                             "in mm): without it PyRadiomics silently computes no LoG image")
+        return self
+
     def pyradiomics(self, part: Literal["all", "shape", "texture"] = "all") -> dict[str, Any]:
         """The PyRadiomics parameter dictionary of ``part`` (``None`` values left out)."""
         setting = self.setting.model_dump(exclude_none=True)
@@ -149,8 +172,12 @@ def load_params(path: str | Path) -> RadiomicsParams:
     except OSError as exc:
         raise ConfigError(f"cannot read radiomics parameter file ({exc.strerror})",
                           step="radiomics params", path=p) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"not valid YAML: {exc}", step="radiomics params", path=p) from exc
+    except yaml.YAMLError as exc:  # one line: where and what, not PyYAML's excerpt
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"not valid YAML{where}: {what}", step="radiomics params",
+                          path=p) from exc
     if not isinstance(data, dict):
         raise ConfigError("a radiomics parameter file must be a mapping with keys version, "
                           "setting, imageType, featureClass", step="radiomics params", path=p)
@@ -177,8 +204,11 @@ def _describe(exc: ValidationError) -> str:
             parts.append(f"unknown key '{key}'")
         elif err["type"] == "missing":
             parts.append(f"missing key '{key}'")
+        elif not key:  # a check across keys: its message names them
+            parts.append(err["msg"].removeprefix("Value error, "))
         else:
-            parts.append(f"key '{key}': {err['msg']} (got {err.get('input')!r})")
+            msg = err["msg"].removeprefix("Value error, ")
+            parts.append(f"key '{key}': {msg} (got {err.get('input')!r})")
     return "invalid radiomics parameter file: " + "; ".join(parts)
 
 

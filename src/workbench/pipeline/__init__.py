@@ -14,6 +14,7 @@ module                 what
 :mod:`.manifest`       ``run_manifest.json``
 :mod:`.predict`        apply a saved model to a new cohort
 :mod:`.settings`       config -> stage arguments
+:mod:`.validate`       everything a run will read, checked before any work starts
 =====================  ==========================================================
 """
 
@@ -44,10 +45,11 @@ from workbench.pipeline.stages import (
     report_stage,
     table1_stage,
 )
+from workbench.pipeline.validate import check_run_inputs, require_run_inputs
 
 __all__ = ["ModelStageResult", "PreprocessResult", "RunResult", "audit_stage",
-           "classifier_factory", "cohort_stage", "feature_stages", "ibsi_stage",
-           "load_features", "load_modelling_inputs", "manifest_stage", "model_stage",
+           "check_run_inputs", "classifier_factory", "cohort_stage", "feature_stages",
+           "ibsi_stage", "load_features", "load_modelling_inputs", "manifest_stage", "model_stage",
            "predict_stage", "preprocess_cohort", "preprocess_settings", "preprocess_stage",
-           "qc_stage", "radiomics_params_path", "report_stage", "run_models", "run_pipeline",
-           "selector_factory", "table1_stage"]
+           "qc_stage", "radiomics_params_path", "report_stage", "require_run_inputs",
+           "run_models", "run_pipeline", "selector_factory", "table1_stage"]

@@ -37,6 +37,7 @@ from workbench.pipeline.stages import (
     report_stage,
     table1_or_problem,
 )
+from workbench.pipeline.validate import require_run_inputs
 from workbench.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,14 @@ def run_pipeline(cfg: RunConfig, *, out: Path | None = None, cache_dir: Path | N
         Dask scheduler address or client for feature extraction (default: local joblib).
     progress
         Show progress bars.
+
+    Raises
+    ------
+    ConfigError
+        Before any work, when something the run will read is missing or invalid
+        (:func:`~workbench.pipeline.validate.require_run_inputs`).
     """
+    require_run_inputs(cfg)
     jobs = jobs or cfg.jobs
     run = RunDir(Path(out) if out else default_run_dir(cfg))
     run.root.mkdir(parents=True, exist_ok=True)
