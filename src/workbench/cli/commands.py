@@ -106,7 +106,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 def cmd_cohort_check(args: argparse.Namespace) -> int:
     out = _out_dir(args.out) if args.out else None
     cohort = _load_cohort(args)
-    report = check_cohort(cohort, jobs=args.jobs, progress=not args.quiet)
+    report = check_cohort(cohort, jobs=args.jobs, progress=not args.quiet,
+                          max_voxels=args.max_voxels)
     print(format_report(report))
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
