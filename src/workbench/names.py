@@ -83,6 +83,13 @@ LEAKAGE_WARNING = ("PAPER PROTOCOL: features and signatures were selected on the
                    "cohort, test patients included; test metrics are optimistically biased "
                    "(label leakage).")
 
+#: Why the honest protocol's CV estimate of a feature set with fine-tuned deep features is not
+#: reported (:mod:`workbench.models.tuned`); its test estimate is.
+TUNED_CV_NOTE = ("CV estimate not reported: the deep features were fine-tuned on the pCR "
+                 "labels of the whole training split, so every CV fold's evaluation patients "
+                 "shaped their own features; the test estimate stays honest (test patients "
+                 "took no part in tuning)")
+
 
 def check_registry(owner: str, keys: object, names: tuple[str, ...]) -> None:
     """Fail at import when a registry's keys drift from its names here (programming error)."""

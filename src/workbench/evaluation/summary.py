@@ -59,6 +59,10 @@ def headline(metrics: pd.DataFrame, feature_set: str, classifier: str = "lr") ->
                   & (metrics["metric"] == "auc")]
     for _, r in sel.iterrows():
         tag = " [LEAKS: selection saw the test patients]" if r["protocol"] == "paper" else ""
-        lines.append(f"{r['protocol']:6s} {feature_set}/{classifier} {r['split']:4s} AUC "
-                     f"{r['value']:.3f} (95% CI {r['lo']:.3f}-{r['hi']:.3f}, n={r['n']}){tag}")
+        start = f"{r['protocol']:6s} {feature_set}/{classifier} {r['split']:4s} AUC"
+        if pd.isna(r["value"]):  # withheld or undefined: say why instead of printing nan
+            lines.append(f"{start} - ({r.get('warning') or 'undefined'}; n={r['n']})")
+            continue
+        lines.append(f"{start} {r['value']:.3f} (95% CI {r['lo']:.3f}-{r['hi']:.3f}, "
+                     f"n={r['n']}){tag}")
     return lines

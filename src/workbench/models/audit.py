@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
 from workbench.models.protocols import ProtocolSettings, run_protocol
+from workbench.models.tuned import refuse_tuned_audit
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +29,19 @@ def null_audit(features: pd.DataFrame, clinical: pd.DataFrame, y: pd.Series, *,
                selector, make_clf, permutations: int = 20, feature_set: str = "radiomics",
                classifier: str = "lr", protocols: Sequence[str] = ("honest", "paper"),
                settings: ProtocolSettings | None = None, seed: int = 0,
-               progress: bool = True) -> pd.DataFrame:
+               progress: bool = True, tuned_blocks: Iterable[str] = ()) -> pd.DataFrame:
     """Run ``protocols`` on ``permutations`` label permutations.
 
     The permutations are drawn up front from ``seed`` and run in parallel
     (``settings.jobs`` workers, each running its protocols' folds in turn), so the result
-    does not depend on the number of workers.
+    does not depend on the number of workers. ``tuned_blocks`` are blocks fitted on the true
+    labels (fine-tuned CNNs); a feature set using one is refused
+    (:func:`~workbench.models.tuned.refuse_tuned_audit`).
+
+    Raises
+    ------
+    WorkbenchError
+        When ``feature_set`` uses a block of ``tuned_blocks``.
 
     Returns
     -------
@@ -41,6 +49,7 @@ def null_audit(features: pd.DataFrame, clinical: pd.DataFrame, y: pd.Series, *,
         permutation, protocol, feature_set, classifier, split (cv | test), auc, n — one row
         per permutation × protocol × split.
     """
+    refuse_tuned_audit(feature_set, tuned_blocks)
     rng = np.random.default_rng(seed)
     perms = [pd.Series(rng.permutation(y.to_numpy()), index=y.index)
              for _ in range(permutations)]

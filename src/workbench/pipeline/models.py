@@ -34,6 +34,7 @@ from workbench.models.audit import null_audit, summarise
 from workbench.models.feature_sets import FEATURE_SETS, available_blocks, clinical_matrix
 from workbench.models.fusion import save_model
 from workbench.models.protocols import ProtocolResult, run_protocol
+from workbench.models.tuned import refuse_tuned_audit, sets_using, tuned_blocks, withhold_tuned_cv
 from workbench.names import LEAKAGE_WARNING
 from workbench.pipeline import cache
 from workbench.pipeline.settings import (
@@ -174,13 +175,36 @@ def explain_final(result: ProtocolResult, feature_sets, *, seed: int = 0) -> pd.
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def label_tuned_blocks(cfg: RunConfig, run_dir: Path | RunDir,
+                       features: pd.DataFrame) -> tuple[str, ...]:
+    """Deep blocks of ``features`` fitted on pCR labels: fine-tuned according to the run's
+    ``deep_weights.json``, or tuned by a config with ``deep.fine_tune``
+    (see :mod:`workbench.models.tuned`)."""
+    run = RunDir(run_dir)
+    info = run.read("deep_weights") if run.exists("deep_weights") else None
+    blocks = tuned_blocks(info, cfg.deep.networks if cfg.deep.fine_tune else ())
+    present = set(available_blocks(features.columns))
+    return tuple(b for b in blocks if b in present)
+
+
+def _with_tuned(settings: dict, tuned: tuple[str, ...]) -> dict:
+    """Stage-key settings plus the label-tuned blocks (absent when none: keys unchanged)."""
+    return {**settings, "label_tuned_blocks": list(tuned)} if tuned else settings
+
+
 def run_models(cfg: RunConfig, features: pd.DataFrame, clinical: pd.DataFrame, y: pd.Series,
                run_dir: str | Path | RunDir, *, jobs: int | None = None, progress: bool = False,
                shap_sets: tuple[str, ...] | None = None, save_models: bool = True,
-               n_boot: int = 1000) -> ModelStageResult:
-    """Run every configured protocol and write the ``models/`` tables of ``run_dir``."""
+               n_boot: int = 1000, tuned: tuple[str, ...] | None = None) -> ModelStageResult:
+    """Run every configured protocol and write the ``models/`` tables of ``run_dir``.
+
+    ``tuned``: blocks fitted on labels before modelling (default
+    :func:`label_tuned_blocks`); the honest CV estimates of the feature sets using them are
+    withheld, with the reason in the metrics, predictions and skipped tables
+    (:func:`~workbench.models.tuned.withhold_tuned_cv`)."""
     start = time.perf_counter()
     run = RunDir(run_dir)
+    tuned = label_tuned_blocks(cfg, run, features) if tuned is None else tuned
     settings = protocol_settings(cfg, jobs=jobs)
     results: dict[str, ProtocolResult] = {}
     for protocol in cfg.protocol.kinds:
@@ -196,12 +220,17 @@ def run_models(cfg: RunConfig, features: pd.DataFrame, clinical: pd.DataFrame, y
                        fixed_threshold=cfg.protocol.fixed_threshold, n_boot=n_boot,
                        seed=cfg.seed)
     preds["warning"] = np.where(preds["protocol"] == "paper", LEAKAGE_WARNING, None)
+    tuned_sets = sets_using(tuned, cfg.feature_sets)
+    metrics, preds, withheld = withhold_tuned_cv(metrics, preds, tuned_sets)
+    if withheld:
+        log.warning("honest CV estimates of %s not reported: fine-tuned deep features (%s)",
+                    ", ".join(sorted({w["feature_set"] for w in withheld})), ", ".join(tuned))
     run.write("predictions", preds)
     run.write("metrics", metrics)
     for name in ("selection", "signatures", "lasso_cv"):
         frames = [getattr(r, name) for r in results.values() if not getattr(r, name).empty]
         run.write(name, pd.concat(frames, ignore_index=True) if frames else pd.DataFrame())
-    skipped = [{"protocol": p, **d} for p, r in results.items() for d in r.skipped]
+    skipped = [{"protocol": p, **d} for p, r in results.items() for d in r.skipped] + withheld
     run.write("skipped", pd.DataFrame(skipped))
     first = next(iter(results.values()))
     run.write("split", first.split.rename_axis("patient_id").reset_index())
@@ -240,7 +269,8 @@ def model_stage(cfg: RunConfig, run_dir: Path | RunDir, cohort: pd.DataFrame | N
     features, clinical, y = load_modelling_inputs(run, cohort)
     excluded = modelling_exclusions(run, cohort, features, y)
     run.write("model_excluded", excluded)
-    key = cache.stage_key([features, clinical, y], modelling_settings(cfg))
+    tuned = label_tuned_blocks(cfg, run, features)
+    key = cache.stage_key([features, clinical, y], _with_tuned(modelling_settings(cfg), tuned))
     key_file = run.path("models_key")
     outputs = [run.path(name) for name in MODEL_OUTPUTS]
     record = None if force else cache.is_current(key_file, key, outputs)
@@ -253,7 +283,8 @@ def model_stage(cfg: RunConfig, run_dir: Path | RunDir, cohort: pd.DataFrame | N
                                 cached=True, excluded=excluded, n_used=len(y))
     run.folder("models_key")
     cache.invalidate(key_file)
-    result = run_models(cfg, features, clinical, y, run, jobs=jobs, progress=progress)
+    result = run_models(cfg, features, clinical, y, run, jobs=jobs, progress=progress,
+                        tuned=tuned)
     cache.mark_done(key_file, key, seconds=round(result.seconds, 1))
     result.excluded, result.n_used = excluded, len(y)
     return result
@@ -265,15 +296,23 @@ def audit_stage(cfg: RunConfig, run_dir: Path | RunDir, *, permutations: int | N
     """Null audit (permuted labels) for honest and paper -> ``<run>/audit/``.
 
     Defaults come from the config's ``audit`` section (radiomics signature + LR: one block,
-    so 20 permutations of both protocols stay affordable). Cached like :func:`model_stage`."""
+    so 20 permutations of both protocols stay affordable). Cached like :func:`model_stage`.
+    A feature set with fine-tuned deep features is refused (logged, and the error names the
+    reason; :func:`~workbench.models.tuned.refuse_tuned_audit`)."""
     run = RunDir(run_dir)
     features, clinical, y = load_modelling_inputs(run)
     feature_set = feature_set or cfg.audit.feature_set
     classifier = classifier or cfg.audit.classifier
     permutations = cfg.audit.permutations if permutations is None else permutations
-    key = cache.stage_key([features, clinical, y], {
+    tuned = label_tuned_blocks(cfg, run, features)
+    try:
+        refuse_tuned_audit(feature_set, tuned)
+    except WorkbenchError as exc:
+        log.warning("%s", exc.message)
+        raise
+    key = cache.stage_key([features, clinical, y], _with_tuned({
         **modelling_settings(cfg), "permutations": permutations,
-        "feature_set": feature_set, "classifier": classifier})
+        "feature_set": feature_set, "classifier": classifier}, tuned))
     key_file = run.path("audit_key")
     if not force and cache.is_current(key_file, key, [run.path(n) for n in AUDIT_OUTPUTS]):
         log.info("audit: inputs, settings and code unchanged; reusing %s", key_file.parent)
@@ -292,7 +331,7 @@ def audit_stage(cfg: RunConfig, run_dir: Path | RunDir, *, permutations: int | N
                        permutations=permutations, feature_set=feature_set, classifier=classifier,
                        protocols=("honest", "paper"),
                        settings=protocol_settings(cfg, jobs=jobs, repeats=1), seed=cfg.seed,
-                       progress=progress)
+                       progress=progress, tuned_blocks=tuned)
     run.write("audit", audit)
     summary = summarise(audit)
     run.write("audit_summary", summary)

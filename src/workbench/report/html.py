@@ -57,6 +57,13 @@ def build_report(run_dir: str | Path, out_html: str | Path | None = None, *,
         page.warning("This run includes the study's paper protocol. " + LEAKAGE_WARNING)
     if run.weights_label and "RANDOM" in run.weights_label:
         page.warning(f"Deep features: {run.weights_label}")
+    if run.weights_label and "fine-tuned" in run.weights_label:
+        page.warning("Deep features were fine-tuned on the pCR labels of the training split: "
+                     "the honest protocol's cross-validation estimates of feature sets with "
+                     "deep features are not reported (every fold's evaluation patients shaped "
+                     "their features; reason in models/metrics.parquet), its test estimates "
+                     "are (test patients took no part in tuning), and the null audit refuses "
+                     "those sets.")
     for heading, build in SECTIONS:
         page.section(heading, lambda build=build: build(page, run))
     page.heading("Full provenance")
