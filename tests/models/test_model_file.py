@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from workbench.errors import WorkbenchError
-from workbench.models.fusion import FusionModel, load_model, save_model
+from workbench.models.fusion import FusionModel, load_model
 from workbench.models.model_file import TRUSTED_NODES, TRUSTED_TYPES, audit_model_file
 
 pytestmark = [pytest.mark.filterwarnings("ignore::workbench.selection.SelectionWarning"),
@@ -201,9 +201,8 @@ def test_crafted_model_files_are_refused(case, saved, tmp_path):
 
 
 def test_trusted_file_of_another_kind_is_refused(tmp_path):
-    from sklearn.linear_model import LogisticRegression
-
     import skops.io as sio
+    from sklearn.linear_model import LogisticRegression
     clf = LogisticRegression().fit(np.arange(8.0).reshape(-1, 1), [0, 1] * 4)
     sio.dump(clf, tmp_path / "plain.skops")
     with pytest.raises(WorkbenchError, match="not a workbench fusion model"):

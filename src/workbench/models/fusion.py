@@ -21,6 +21,7 @@ from workbench.errors import WorkbenchError
 from workbench.models.feature_sets import CLINICAL_PREFIX, block_columns
 from workbench.models.model_file import audit_model_file
 
+
 class FusionModel(ClassifierMixin, BaseEstimator):
     """Signatures of fitted blocks (+ clinical columns) fed to a fitted classifier pipeline.
 
