@@ -131,43 +131,44 @@ def _cmd(sentinel: Path) -> dict:
     return _str(f"touch {sentinel}")
 
 
+def _planted(module: str, cls: str, loader: str, *, depth: int = 1, content=None):
+    """A builder that plants one node (``content(sentinel)`` if given) into a saved model's
+    metadata, ``depth`` dicts deep."""
+    def build(src: Path, dst: Path, sentinel: Path) -> Path:
+        more = {} if content is None else {"content": content(sentinel)}
+        return _rewrite(src, dst, _into_metadata(_node(module, cls, loader, **more), depth))
+    return build
+
+
 CASES = {
     # name: (builder(src, dst, sentinel) -> Path, text the refusal must contain)
     "eval-as-type": (lambda s, d, t: _rewrite(s, d, _at_top(_node("builtins", "eval", "TypeNode"))),
                      "builtins.eval"),
-    "exec-in-metadata": (lambda s, d, t: _rewrite(s, d, _into_metadata(
-        _node("builtins", "exec", "TypeNode"))), "builtins.exec"),
-    "read-pickle-function": (lambda s, d, t: _rewrite(s, d, _into_metadata(
-        _node("pandas", "read_pickle", "FunctionNode"))), "pandas.read_pickle"),
-    "os-system-function": (lambda s, d, t: _rewrite(s, d, _into_metadata(
-        _node("os", "system", "FunctionNode"))), "os.system"),
-    "posix-system-type": (lambda s, d, t: _rewrite(s, d, _into_metadata(
-        _node("posix", "system", "TypeNode"))), "posix.system"),
-    "nested-5-deep": (lambda s, d, t: _rewrite(s, d, _into_metadata(
-        _node("builtins", "eval", "TypeNode"), depth=5)), "builtins.eval"),
-    "partial-eval": (lambda s, d, t: _rewrite(s, d, _into_metadata(_node(
-        "functools", "partial", "PartialNode",
-        content={"func": _node("builtins", "eval", "TypeNode"),
-                 "args": _node("builtins", "tuple", "TupleNode", content=[_cmd(t)])}))),
+    "exec-in-metadata": (_planted("builtins", "exec", "TypeNode"), "builtins.exec"),
+    "read-pickle-function": (_planted("pandas", "read_pickle", "FunctionNode"),
+                             "pandas.read_pickle"),
+    "os-system-function": (_planted("os", "system", "FunctionNode"), "os.system"),
+    "posix-system-type": (_planted("posix", "system", "TypeNode"), "posix.system"),
+    "nested-5-deep": (_planted("builtins", "eval", "TypeNode", depth=5), "builtins.eval"),
+    "partial-eval": (_planted("functools", "partial", "PartialNode", content=lambda t: {
+        "func": _node("builtins", "eval", "TypeNode"),
+        "args": _node("builtins", "tuple", "TupleNode", content=[_cmd(t)])}),
         "functools.partial"),
-    "operator-methodcaller": (lambda s, d, t: _rewrite(s, d, _into_metadata(
-        _node("operator", "methodcaller", "OperatorFuncNode"))), "operator.methodcaller"),
-    "getattr-type": (lambda s, d, t: _rewrite(s, d, _into_metadata(
-        _node("builtins", "getattr", "TypeNode"))), "builtins.getattr"),
-    "numpy-load-function": (lambda s, d, t: _rewrite(s, d, _into_metadata(
-        _node("numpy", "load", "FunctionNode"))), "numpy.load"),
-    "workbench-function": (lambda s, d, t: _rewrite(s, d, _into_metadata(
-        _node("workbench.models.fusion", "load_model", "FunctionNode"))),
-        "workbench.models.fusion.load_model"),
-    "sklearn-namespace-function": (lambda s, d, t: _rewrite(s, d, _into_metadata(
-        _node("sklearn.utils", "_joblib", "ObjectNode", content={}))), "sklearn.utils._joblib"),
-    "subprocess-object": (lambda s, d, t: _rewrite(s, d, _into_metadata(_node(
-        "subprocess", "Popen", "ObjectNode", content={"args": _cmd(t)}))), "subprocess.Popen"),
-    "renamed-class-eval-as-object": (lambda s, d, t: _rewrite(s, d, _into_metadata(
-        _node("builtins", "eval", "ObjectNode", content=_cmd(t)))), "builtins.eval"),
-    "trusted-type-unknown-loader": (lambda s, d, t: _rewrite(s, d, _into_metadata(
-        _node("sklearn.pipeline", "Pipeline", "ConstructorFromReduceNode"))),
-        "ConstructorFromReduceNode"),
+    "operator-methodcaller": (_planted("operator", "methodcaller", "OperatorFuncNode"),
+                              "operator.methodcaller"),
+    "getattr-type": (_planted("builtins", "getattr", "TypeNode"), "builtins.getattr"),
+    "numpy-load-function": (_planted("numpy", "load", "FunctionNode"), "numpy.load"),
+    "workbench-function": (_planted("workbench.models.fusion", "load_model", "FunctionNode"),
+                           "workbench.models.fusion.load_model"),
+    "sklearn-namespace-function": (_planted("sklearn.utils", "_joblib", "ObjectNode",
+                                            content=lambda t: {}), "sklearn.utils._joblib"),
+    "subprocess-object": (_planted("subprocess", "Popen", "ObjectNode",
+                                   content=lambda t: {"args": _cmd(t)}), "subprocess.Popen"),
+    "renamed-class-eval-as-object": (_planted("builtins", "eval", "ObjectNode", content=_cmd),
+                                     "builtins.eval"),
+    "trusted-type-unknown-loader": (_planted("sklearn.pipeline", "Pipeline",
+                                             "ConstructorFromReduceNode"),
+                                    "ConstructorFromReduceNode"),
     "pickle-renamed-skops": (lambda s, d, t: (d.write_bytes(pickle.dumps(Boom(t))), d)[1],
                              "not a readable skops model file"),
     "text-renamed-skops": (lambda s, d, t: (d.write_text("print('hi')\n"), d)[1],
