@@ -109,6 +109,8 @@ RUN_FILES: dict[str, RunFile] = {
     "predictions": RunFile("models/predictions.parquet", "models",
                            "out-of-fold and test probabilities per model"),
     "metrics": RunFile("models/metrics.parquet", "models", "metrics with CIs per model"),
+    "curves": RunFile("models/curves.parquet", "models",
+                      "ROC and decision curve of every model (dashboard)"),
     "selection": RunFile("models/selection.parquet", "models",
                          "selection trace per (protocol, block, fold)"),
     "signatures": RunFile("models/signatures.parquet", "models", "signature values"),
@@ -135,7 +137,7 @@ RUN_FILES: dict[str, RunFile] = {
 }
 
 #: File names whose presence marks a complete stage folder (the stage-cache check).
-MODEL_OUTPUTS = ("predictions", "metrics", "selection", "signatures", "split")
+MODEL_OUTPUTS = ("predictions", "metrics", "curves", "selection", "signatures", "split")
 AUDIT_OUTPUTS = ("audit", "audit_summary")
 
 # A name becomes one path component: no separators, no "..", nothing hidden, no NUL.

@@ -28,6 +28,7 @@ import pandas as pd
 from workbench.cohort.table import CohortTable
 from workbench.config import RunConfig
 from workbench.errors import WorkbenchError
+from workbench.evaluation.curves import model_curves
 from workbench.evaluation.explain import explain
 from workbench.evaluation.summary import evaluate
 from workbench.models.audit import null_audit, summarise
@@ -227,6 +228,7 @@ def run_models(cfg: RunConfig, features: pd.DataFrame, clinical: pd.DataFrame, y
                     ", ".join(sorted({w["feature_set"] for w in withheld})), ", ".join(tuned))
     run.write("predictions", preds)
     run.write("metrics", metrics)
+    run.write("curves", model_curves(preds))
     for name in ("selection", "signatures", "lasso_cv"):
         frames = [getattr(r, name) for r in results.values() if not getattr(r, name).empty]
         run.write(name, pd.concat(frames, ignore_index=True) if frames else pd.DataFrame())
