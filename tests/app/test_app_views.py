@@ -19,6 +19,8 @@ from workbench import rundir
 from workbench.app import views as V
 from workbench.app.state import DashboardState
 from workbench.app.store import DataStore
+from workbench.app.views._curves import CURVES
+from workbench.evaluation.display import default_selection
 from workbench.evaluation.metrics import threshold_metrics
 from workbench.names import LEAKAGE_WARNING
 from workbench.plots import PAPER_TITLE_WARNING, roc_label
@@ -62,12 +64,42 @@ def test_state_has_no_path_parameter_and_sane_defaults(state, store):
     assert not [n for n, p in state.param.objects().items()
                 if n != "name" and isinstance(p, path_like)]
     assert state.protocol == "honest" and state.evaluation == "test"
-    assert state.classifiers == ["lr"] and state.feature_sets == store.feature_sets
-    assert state.reference == "clinical / lr" and state.patient in store.patients("honest", "test")
-    state.classifiers = ["rf"]
-    assert state.reference == "clinical / rf"  # follows the drawn models
+    sets, clfs, how = default_selection(store.run.metrics)
+    assert state.feature_sets == sets and state.classifiers == clfs and len(clfs) == 1
+    assert "honest cross-validated AUC" in state.default_note == how
+    assert state.reference == f"clinical / {clfs[0]}"  # the clinical reference
+    assert state.patient in store.patients("honest", "test")
+    other = next(c for c in store.classifiers if c != clfs[0])
+    state.classifiers = [other]
+    assert state.reference == f"clinical / {other}"  # follows the drawn models
+    state.show_all("classifiers")
+    assert state.classifiers == store.classifiers
+    state.show_all("feature_sets")
+    assert len(state.models) == len(store.models("honest", "test"))
+    state.show_default_models()
+    assert (state.feature_sets, state.classifiers) == (sets, clfs)
     with pytest.raises(ValueError):
         state.threshold = 1.5
+
+
+def test_default_selection_is_chosen_on_honest_cv_auc_never_on_test():
+    rows = []
+    for split, best in (("cv", "radiomics"), ("test", "resnet50")):
+        for fs in ("clinical", "radiomics", "resnet50", "deep"):
+            for clf, bonus in (("lr", 0.0), ("rf", 0.05)):
+                value = 0.6 + bonus + (0.2 if fs == best else 0.0)
+                rows.append({"protocol": "honest", "split": split, "metric": "auc",
+                             "feature_set": fs, "classifier": clf, "value": value})
+    metrics = pd.DataFrame(rows)
+    sets, clfs, _ = default_selection(metrics)
+    # rf has the best mean CV AUC; deep family: resnet50 and deep tie on CV (first wins),
+    # the test split's resnet50 advantage plays no part
+    assert clfs == ["rf"] and sets == ["clinical", "radiomics", "resnet50"]
+    metrics.loc[(metrics["split"] == "cv") & (metrics["feature_set"] == "deep"), "value"] += 0.1
+    assert default_selection(metrics)[0] == ["clinical", "radiomics", "deep"]
+    no_cv = metrics[metrics["split"] == "test"]
+    sets, clfs, how = default_selection(no_cv)
+    assert "no honest cross-validated AUC" in how and clfs == ["lr"]
 
 
 def test_every_view_draws_for_every_protocol_and_evaluation(store):
@@ -96,54 +128,102 @@ def test_store_reads_each_file_once_and_threshold_moves_compute_nothing(run_dir,
         for evaluation in store.splits:
             all_outputs(DashboardState(store, protocol=protocol, evaluation=evaluation,
                                        classifiers=store.classifiers))
-    assert {"models/predictions.parquet", "models/metrics.parquet", "models/shap.parquet",
-            "run_manifest.json"} <= set(reads)
+    assert {"models/predictions.parquet", "models/metrics.parquet", "models/curves.parquet",
+            "models/shap.parquet", "run_manifest.json"} <= set(reads)
     assert max(reads.values()) == 1, reads
 
-    state = DashboardState(store)
+    state = DashboardState(DataStore(run_dir))
+    store = state.store
     perf, util = V.PerformanceView(state), V.UtilityView(state)
-    perf.confusion(), util.decision_curves()
+    perf.confusion(), perf.live_metrics(), util.decision_curves()
     cached = dict(store._memo)
     for t in (0.1, 0.35, 0.8):
         state.threshold = t
         perf.confusion(), perf.live_metrics()
     assert store._memo == cached  # the threshold only recounts: no new model, no new figure
-    assert store.model("honest", "test", "clinical", "lr") is cached[
-        ("model", "honest", "test", "clinical", "lr")]
+    ref = state.reference_model
+    assert store.model("honest", "test", *ref) is cached[("model", "honest", "test", *ref)]
+    # a model's bootstrap is prepared only when it is drawn
+    drawn = {("model", "honest", "test", *m) for m in state.models}
+    assert {k for k in cached if k[0] == "model"} == drawn
+
+
+def curve_renderers(fig) -> list:
+    return [r for r in fig.renderers if r.name == CURVES]
+
+
+def assert_draws_exactly_the_selection(figure, state) -> None:
+    """The figure's curves are the state's models under its protocol and evaluation: no
+    other model, protocol or evaluation, hidden or shown."""
+    assert len(curve_renderers(figure.fig)) == 1
+    drawn = figure.drawn
+    assert [d["model"] for d in drawn] == [
+        f"{fs} / {clf}" for fs, clf in state.models
+        if state.store.curve(state.protocol, state.evaluation, fs, clf, "roc") is not None]
+    assert {(d["protocol"], d["split"]) for d in drawn} <= {(state.protocol, state.evaluation)}
 
 
 def test_changing_the_classifier_changes_the_roc_legend_auc(state, store):
     view = V.PerformanceView(state)
     fig = view.roc().object
     before = view.roc_legend()
-    assert len(before) == 4 and before[-1] == "chance"
-    assert all(": AUC " in label and "/ lr:" in label for label in before[:-1])
-    state.classifiers = ["rf"]
+    clf = state.classifiers[0]
+    assert len(before) == len(state.models) + 1 and before[-1] == "chance"
+    assert all(": AUC " in label and f"/ {clf}:" in label for label in before[:-1])
+    other = next(c for c in store.classifiers if c != clf)
+    state.classifiers = [other]
     after = view.roc_legend()
-    assert view._roc.fig is fig  # toggled in place, not redrawn
-    assert after != before and all("/ rf:" in label for label in after[:-1])
+    assert view._roc.fig is fig  # updated in place, not redrawn
+    assert after != before and all(f"/ {other}:" in label for label in after[:-1])
     aucs = store.recorded_metrics("honest", "test").query("metric == 'auc'")
-    for _, m in aucs[aucs["classifier"] == "rf"].iterrows():
-        assert roc_label(m["feature_set"], "rf", m["value"], m["lo"], m["hi"]) in after
-    hidden = [r for r in view._roc.shown_renderers() if r.visible is False]
-    assert len(hidden) == 3  # the lr curves
+    for _, m in aucs[(aucs["classifier"] == other)
+                     & aucs["feature_set"].isin(state.feature_sets)].iterrows():
+        assert roc_label(m["feature_set"], other, m["value"], m["lo"], m["hi"]) in after
+    assert_draws_exactly_the_selection(view._roc, state)
+
+
+@pytest.mark.parametrize("protocol,evaluation", [("paper", "test"), ("paper", "cv"),
+                                                 ("honest", "cv"), ("honest", "test")])
+def test_roc_and_decision_curves_draw_exactly_the_selection(store, protocol, evaluation):
+    state = DashboardState(store)
+    perf, util = V.PerformanceView(state), V.UtilityView(state)
+    roc, dca = perf.roc().object, util.decision_curves().object
+    choices = [{"protocol": protocol, "evaluation": evaluation},
+               {"classifiers": store.classifiers},
+               {"feature_sets": store.feature_sets[1:]},
+               {"classifiers": store.classifiers[-1:]},
+               {"protocol": "honest", "evaluation": "test"},
+               {"protocol": protocol, "evaluation": evaluation}]
+    for choice in choices:
+        state.param.update(**choice)
+        assert perf._roc.fig is roc and util._curves.fig is dca
+        assert_draws_exactly_the_selection(perf._roc, state)
+        models = [d["model"] for d in util._curves.drawn]
+        assert models == list(state.model_names)
+        assert {(d["protocol"], d["split"]) for d in util._curves.drawn} <= {
+            (state.protocol, state.evaluation)}
+        ref = store.treat_all(state.protocol, state.evaluation)
+        assert list(util._curves._refs["treat all"].data["y"]) == list(ref[1])
 
 
 def test_switching_protocol_and_evaluation_changes_figures_in_place(state, store):
     perf, util = V.PerformanceView(state), V.UtilityView(state)
     roc, heat, dca = perf.roc().object, perf.heatmap().object, util.decision_curves().object
+    clf = state.classifiers[0]
     for protocol, evaluation in [("paper", "test"), ("paper", "cv"), ("honest", "test")]:
         state.param.update(protocol=protocol, evaluation=evaluation)
         assert perf._roc.fig is roc and perf._heatmap.fig is heat and util._curves.fig is dca
         legend = perf.roc_legend()
         aucs = store.recorded_metrics(protocol, evaluation).query(
-            "metric == 'auc' and classifier == 'lr'")
+            f"metric == 'auc' and classifier == '{clf}'")
+        aucs = aucs[aucs["feature_set"].isin(state.feature_sets)]
         assert len(legend) == len(aucs) + 1 and legend[-1] == "chance"
         for _, m in aucs.iterrows():
-            assert roc_label(m["feature_set"], "lr", m["value"], m["lo"], m["hi"]) in legend
+            assert roc_label(m["feature_set"], clf, m["value"], m["lo"], m["hi"]) in legend
         for fig in (roc, heat, dca):
             assert f"{protocol} protocol" in fig.title.text
-            assert (PAPER_TITLE_WARNING in fig.title.text) == (protocol == "paper")
+            assert ("(leaky)" in fig.title.text) == (protocol == "paper")
+            assert PAPER_TITLE_WARNING not in fig.title.text  # said once, in the banner
 
 
 def test_threshold_changes_sensitivity_and_moves_the_decision_marker(state, store):
@@ -180,18 +260,21 @@ def test_paper_protocol_views_carry_the_leakage_warning(state):
     state.protocol = "paper"
     assert all(warning in v.header() for v in views)
     perf = views[0]
-    assert PAPER_TITLE_WARNING in perf.roc().object.title.text
+    # the full warning once per tab (its banner); titles only mark the protocol leaky
+    assert "paper protocol (leaky)" in perf.roc().object.title.text
     assert "paper protocol" in perf.metrics_table() and "paper protocol" in perf.live_metrics()
-    assert PAPER_TITLE_WARNING in hv.render(views[2].funnel()).title.text
+    funnel_title = hv.render(views[2].funnel()).title.text
+    assert "(leaky)" in funnel_title and PAPER_TITLE_WARNING not in funnel_title
 
 
 def test_deep_views_carry_the_random_weights_label(state, run_facts):
     label = html.escape(run_facts["weights_label"])
     perf = V.PerformanceView(state)
-    assert label in perf.header() and run_facts["weights_label"] in perf.roc().object.title.text
+    state.show_all("feature_sets")
+    assert perf.header().count(label) == 1  # once per tab, in its banner, not in the titles
+    assert run_facts["weights_label"] not in perf.roc().object.title.text
     state.feature_sets = ["clinical"]
     assert label not in perf.header()
-    assert run_facts["weights_label"] not in perf._roc.fig.title.text
     assert label in V.AuditView(state).provenance()
 
 

@@ -52,6 +52,9 @@ def sidebar(state: DashboardState) -> list:
         W.RadioButtonGroup.from_param(state.param.protocol, name="Protocol",
                                       color="primary"),
         W.Select.from_param(state.param.evaluation, name="Evaluated predictions"),
+        _html(f'<div class="wb-note wb-default-note">Drawn first: {e(state.default_note)}'
+              "</div>"),
+        _model_buttons(state),
         _html('<div class="wb-protocol">Feature sets</div>'),
         W.CheckBoxGroup.from_param(state.param.feature_sets, name="Feature sets",
                                    inline=False, css_classes=["wb-feature-sets"]),
@@ -62,6 +65,19 @@ def sidebar(state: DashboardState) -> list:
         W.Select.from_param(state.param.reference, name="Reference model (DeLong)"),
         W.Select.from_param(state.param.patient, name="Patient"),
     ]
+
+
+def _model_buttons(state: DashboardState) -> pn.Row:
+    """Default models / every feature set / every classifier, one click each."""
+    buttons = []
+    for label, css, action in (
+            ("Default", "wb-default-models", state.show_default_models),
+            ("All sets", "wb-all-feature-sets", lambda: state.show_all("feature_sets")),
+            ("All classifiers", "wb-all-classifiers", lambda: state.show_all("classifiers"))):
+        button = W.Button(label=label, color="light", margin=(2, 3), css_classes=[css])
+        button.on_click(lambda _event, act=action: act())
+        buttons.append(button)
+    return pn.Row(*buttons, sizing_mode="stretch_width")
 
 
 def _patients_table(view: PatientsView, state: DashboardState) -> pn.widgets.Tabulator:

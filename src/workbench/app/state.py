@@ -11,11 +11,10 @@ from __future__ import annotations
 import param
 
 from workbench.app.store import EVALUATIONS, DataStore
+from workbench.evaluation.display import default_selection
 from workbench.plots import model_name
 
 __all__ = ["DashboardState"]
-
-_PREFERRED_CLASSIFIER = "lr"
 
 
 def _model_name(feature_set: str, classifier: str) -> str:
@@ -33,7 +32,10 @@ class DashboardState(param.Parameterized):
     evaluation
         ``test`` (held-out split) or ``cv`` (out-of-fold predictions of the training split).
     feature_sets, classifiers
-        The models drawn: every modelled pair of a chosen feature set and classifier.
+        The models drawn: every modelled pair of a chosen feature set and classifier. The
+        default (:func:`~workbench.evaluation.display.default_selection`, told by
+        :attr:`default_note`) is the clinical reference and each family's best feature set
+        under one classifier, chosen on honest cross-validated AUC.
     threshold
         Decision threshold (``p >= threshold`` predicts pCR) of the live threshold metrics,
         the confusion matrix and the decision-curve marker.
@@ -64,17 +66,25 @@ class DashboardState(param.Parameterized):
                                          if v in store.splits}
         self.param.feature_sets.objects = store.feature_sets
         self.param.classifiers.objects = store.classifiers
-        clfs = store.classifiers
+        sets, clfs, self.default_note = default_selection(store.run.metrics)
+        self._default_models = {"feature_sets": sets, "classifiers": clfs}
         defaults = {
             "protocol": store.protocols[0],
             "evaluation": "test" if "test" in store.splits else store.splits[0],
-            "feature_sets": list(store.feature_sets),
-            "classifiers": [_PREFERRED_CLASSIFIER if _PREFERRED_CLASSIFIER in clfs
-                            else clfs[0]],
+            **self._default_models,
             "threshold": round(store.default_threshold(store.protocols[0]), 2),
         }
         self.param.update(**{**defaults, **params})
         self._sync_choices()
+
+    def show_default_models(self) -> None:
+        """Back to the default feature sets and classifiers (see :attr:`default_note`)."""
+        self.param.update(**{k: list(v) for k, v in self._default_models.items()})
+
+    def show_all(self, what: str) -> None:
+        """Tick every feature set (``what="feature_sets"``) or classifier
+        (``"classifiers"``)."""
+        setattr(self, what, list(self.param[what].objects))
 
     @property
     def store(self) -> DataStore:

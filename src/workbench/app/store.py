@@ -1,11 +1,13 @@
 """``DataStore``: the dashboard's read-only view of one run directory.
 
-Files are read once through :class:`~workbench.rundata.RunData`; everything a widget
-change needs is prepared once per model and kept: the ROC curve, the AUC with its DeLong
-interval, the Brier score, a :class:`~workbench.evaluation.metrics.ThresholdSweep` and a
-bootstrap resample of the (label, probability) pairs. Moving the threshold slider then only
-recounts a confusion matrix and its bootstrap intervals (:meth:`ModelEval.at`); nothing is
-ever refitted. :func:`load_store` is ``pn.cache``-d, so every browser session of one server
+Files are read once through :class:`~workbench.rundata.RunData`. Every model's ROC and
+decision curve comes precomputed from ``models/curves.parquet`` and its AUC, counts and Brier
+score from ``models/metrics.parquet``, so drawing a selection only selects rows. A model's
+live threshold metrics need its :class:`ModelEval` (a
+:class:`~workbench.evaluation.metrics.ThresholdSweep` and a bootstrap resample of the (label,
+probability) pairs), prepared the first time that model is drawn (~10 ms) and kept. Moving the
+threshold slider then only recounts a confusion matrix and its bootstrap intervals
+(:meth:`ModelEval.at`); nothing is ever refitted. :func:`load_store` is ``pn.cache``-d, so every browser session of one server
 shares one store.
 """
 
@@ -21,10 +23,11 @@ import pandas as pd
 import panel as pn
 
 from workbench.app.evals import LIVE_METRICS, ModelEval, ModelKey
+from workbench.evaluation.curves import model_curves
 from workbench.evaluation.delong import delong_test
 from workbench.evaluation.display import headline_model
 from workbench.imaging.slices import TumourSlices, read_tumour_slices
-from workbench.plots import eval_predictions
+from workbench.plots import eval_predictions, labels_outside_titles
 from workbench.rundata import RunData, RunDataError
 
 log = logging.getLogger(__name__)
@@ -126,6 +129,46 @@ class DataStore:
                 & (m["classifier"] == clf) & (m["split"] == "test")]
         return float(hit["threshold"].iloc[0]) if len(hit) else 0.5
 
+    # ------------------------------------------------------------------ precomputed curves
+    @property
+    def curves(self) -> dict[tuple[str, str, str, str, str], tuple[Any, Any]]:
+        """``{(protocol, split, feature_set, classifier, curve): (x, y)}`` from
+        ``models/curves.parquet`` (:mod:`workbench.evaluation.curves`; ``treat_all`` under
+        empty feature set and classifier). A run written before that file existed gets it
+        computed here once, with a log line saying so."""
+        def build() -> dict:
+            if self.run.exists("curves"):
+                table = self.run.read("curves")
+            else:
+                started = time.perf_counter()
+                table = model_curves(self.run.predictions)
+                log.info("%s has no models/curves.parquet (written by the models stage since "
+                         "it exists); computed it from the predictions in %.1f s",
+                         self.run.run_dir, time.perf_counter() - started)
+            keys = ["protocol", "split", "feature_set", "classifier", "curve"]
+            table = table.assign(**{k: table[k].astype(str) for k in keys})
+            return {tuple(k): (g["x"].to_numpy(dtype=float), g["y"].to_numpy(dtype=float))
+                    for k, g in table.groupby(keys, sort=False)}
+        return self.cached(("curves",), build)
+
+    def curve(self, protocol: str, split: str, feature_set: str, classifier: str,
+              kind: str) -> tuple[Any, Any] | None:
+        """``(x, y)`` of one model's ``roc`` or ``net_benefit`` curve, ``None`` when it has
+        none (one class evaluated, or a withheld estimate)."""
+        return self.curves.get((protocol, split, str(feature_set), str(classifier), kind))
+
+    def treat_all(self, protocol: str, split: str) -> tuple[Any, Any] | None:
+        """``(threshold, net benefit)`` of treating every evaluated patient."""
+        return self.curves.get((protocol, split, "", "", "treat_all"))
+
+    def summary(self, protocol: str, split: str, feature_set: str, classifier: str
+                ) -> dict[str, Any]:
+        """Recorded ``n``, ``n_pos`` and ``auc`` ``(value, lo, hi)`` of one model (NaN when
+        the run recorded none)."""
+        nan = float("nan")
+        m = self.recorded(protocol, split).get((str(feature_set), str(classifier)), {})
+        return {"n": m.get("n"), "n_pos": m.get("n_pos"), "auc": m.get("auc", (nan,) * 3)}
+
     # ------------------------------------------------------------------ per-model numbers
     def model(self, protocol: str, split: str, feature_set: str, classifier: str) -> ModelEval:
         """The :class:`ModelEval` of one model (computed on first use, then kept)."""
@@ -142,15 +185,17 @@ class DataStore:
                              n_boot=self.n_boot, seed=self.seed)
         return self.cached(("model", *key), build)
 
-    def warm(self) -> int:
-        """Compute every model's :class:`ModelEval` now (a served dashboard calls this once,
-        so no user interaction waits for a first computation). Returns how many."""
+    def prepare(self) -> int:
+        """Read what every first view needs — the curves and the recorded metrics of every
+        protocol and evaluation — so no session waits for it; a model's bootstrap
+        (:class:`ModelEval`) is prepared when that model is first drawn. Returns the number
+        of models."""
         n = 0
+        self.curves  # noqa: B018 - read once, kept
         for protocol in self.protocols:
             for split in self.splits:
-                for fs, clf in self.models(protocol, split):
-                    self.model(protocol, split, fs, clf)
-                    n += 1
+                self.recorded(protocol, split)
+                n += len(self.models(protocol, split))
         return n
 
     def delong(self, protocol: str, split: str, model: tuple[str, str],
@@ -201,8 +246,13 @@ class DataStore:
 
     # ------------------------------------------------------------------ figures (cached)
     def figure(self, name: str, build: Callable[[], Any], *key: Any) -> Any:
-        """A HoloViews figure built once per ``(name, *key)`` from the run's tables."""
-        return self.cached(("figure", name, *key), build)
+        """A HoloViews figure built once per ``(name, *key)`` from the run's tables; its
+        title leaves the leakage warning and the weights label to the tab's banner
+        (:func:`~workbench.plots.labels_outside_titles`)."""
+        def titled() -> Any:
+            with labels_outside_titles():
+                return build()
+        return self.cached(("figure", name, *key), titled)
 
     # ------------------------------------------------------------------ patients
     def patient_probabilities(self, protocol: str, split: str,
@@ -301,15 +351,16 @@ class DataStore:
 
 @pn.cache
 def _load_store(run_dir: str) -> DataStore:
-    store = DataStore(run_dir)
     seconds = time.perf_counter()
-    n = store.warm()
-    log.info("dashboard store of %s: %d models prepared in %.1f s", run_dir, n,
+    store = DataStore(run_dir)
+    n = store.prepare()
+    log.info("dashboard store of %s: %d models, read in %.1f s", run_dir, n,
              time.perf_counter() - seconds)
     return store
 
 
 def load_store(run_dir: str | Path) -> DataStore:
-    """The :class:`DataStore` of ``run_dir``, built once per process (every model prepared,
-    :meth:`DataStore.warm`) and shared by every browser session (``pn.cache``)."""
+    """The :class:`DataStore` of ``run_dir``, built once per process (curves and recorded
+    metrics read, :meth:`DataStore.prepare`) and shared by every browser session
+    (``pn.cache``)."""
     return _load_store(str(Path(run_dir).resolve()))

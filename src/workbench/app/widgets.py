@@ -12,7 +12,7 @@ import panel as pn
 
 from workbench.app.views._common import HTML
 
-__all__ = ["CheckBoxGroup", "FloatSlider", "Held", "RadioButtonGroup", "Select", "Tabs",
+__all__ = ["Button", "CheckBoxGroup", "FloatSlider", "Held", "RadioButtonGroup", "Select", "Tabs",
            "Tabulator", "sync_styles"]
 
 
@@ -25,6 +25,10 @@ class Held:
     def _process_events(self, events) -> None:
         with pn.io.hold(freeze=True):
             super()._process_events(events)
+
+
+class Button(Held, pn.widgets.Button):
+    """``pn.widgets.Button`` with batched updates (:class:`Held`)."""
 
 
 class CheckBoxGroup(Held, pn.widgets.CheckBoxGroup):

@@ -5,7 +5,8 @@ Every function takes the run directory's tidy tables, computes only cheap summar
 or layout: render with ``hv.render(obj, backend="bokeh")``, show in a notebook or a Panel
 dashboard, or embed in the HTML report. Figures with ``paper`` protocol numbers carry
 :data:`PAPER_TITLE_WARNING` in their title; figures built on deep features carry the weights
-label passed as ``weights_label``. :mod:`workbench.plots.images` draws the images themselves
+label passed as ``weights_label`` (a page that states both once, above its figures, builds
+them inside :func:`labels_outside_titles`). :mod:`workbench.plots.images` draws the images themselves
 (tumour slices, CNN input crops) from arrays the caller read (:mod:`workbench.imaging.slices`).
 Nothing here reads a file or imports the feature or model code.
 """
@@ -16,6 +17,7 @@ from workbench.plots._common import (
     PlotInputError,
     eval_predictions,
     figure_title,
+    labels_outside_titles,
     model_name,
     uses_deep,
 )
@@ -44,7 +46,7 @@ __all__ = [
     "FUNNEL_STEPS", "PALETTE", "PAPER_TITLE_WARNING", "PlotInputError", "auc_heatmap",
     "beeswarm_offsets", "calibration_curve", "confusion_matrix_plot", "crop_strips",
     "decision_curves", "eval_predictions", "figure_title",
-    "funnel_counts", "lasso_coefficients", "lasso_cv_curve", "model_name", "null_audit_histogram",
+    "funnel_counts", "labels_outside_titles", "lasso_coefficients", "lasso_cv_curve", "model_name", "null_audit_histogram",
     "roc_curves", "roc_label", "selection_funnel", "shap_beeswarm", "shap_importance",
     "signature_boxplots", "tumour_slice", "univariate_pvalues", "uses_deep",
 ]

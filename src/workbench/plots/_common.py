@@ -7,8 +7,10 @@ every figure built on deep features carries the weights label it is given.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import textwrap
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import holoviews as hv
 import pandas as pd
@@ -51,10 +53,32 @@ def model_name(feature_set: str, classifier: str) -> str:
     return f"{feature_set} / {classifier}"
 
 
+_LABELS_IN_TITLES: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "labels_in_titles", default=True)
+
+
+@contextlib.contextmanager
+def labels_outside_titles() -> Iterator[None]:
+    """Within this block, :func:`figure_title` leaves out the leakage warning and the weights
+    label — for a page that states them once above its figures (the dashboard's banner);
+    a paper-protocol title is still marked ``(leaky)``."""
+    token = _LABELS_IN_TITLES.set(False)
+    try:
+        yield
+    finally:
+        _LABELS_IN_TITLES.reset(token)
+
+
 def figure_title(title: str, *, paper: bool = False, weights_label: str | None = None,
                  deep: bool = False) -> str:
     """``title`` plus, on their own lines, the leakage warning (``paper``) and the weights
-    label (``deep``), wrapped to :data:`TITLE_WIDTH` characters."""
+    label (``deep``), wrapped to :data:`TITLE_WIDTH` characters (see
+    :func:`labels_outside_titles`)."""
+    if not _LABELS_IN_TITLES.get():
+        marked = title.replace("paper protocol", "paper protocol (leaky)", 1) if paper else title
+        if paper and marked == title:
+            marked = f"{title} (paper protocol, leaky)"
+        return textwrap.fill(marked, TITLE_WIDTH)
     lines = [title]
     if paper:
         lines.append(f"⚠ {PAPER_TITLE_WARNING}")

@@ -3,14 +3,12 @@ confusion matrix and DeLong tests against the reference model."""
 
 from __future__ import annotations
 
-import holoviews as hv
 import pandas as pd
 import param
 
 from workbench.app.store import LIVE_METRICS
 from workbench.app.views._common import (
     View,
-    deep_any,
     e,
     fmt,
     fmt_ci,
@@ -19,8 +17,9 @@ from workbench.app.views._common import (
     safe_figure,
     safe_html,
 )
-from workbench.app.views._toggle import ModelFigure, SwapFigure
-from workbench.plots import PALETTE, auc_heatmap, figure_title, roc_label
+from workbench.app.views._curves import CurveFigure, curves_title, drawn_curves
+from workbench.app.views._toggle import SwapFigure
+from workbench.plots import auc_heatmap
 
 __all__ = ["PerformanceView"]
 
@@ -37,7 +36,7 @@ class PerformanceView(View):
         """Protocol line, leakage warning (paper), weights label (random deep weights)."""
         return self.banner("Performance")
 
-    _roc: ModelFigure | None = None
+    _roc: CurveFigure | None = None
     _heatmap: SwapFigure | None = None
 
     @property
@@ -46,56 +45,38 @@ class PerformanceView(View):
         return [(p, s) for p in self.store.protocols for s in self.store.splits
                 if self.store.models(p, s)]
 
-    def _roc_overlay(self, protocol: str, split: str) -> hv.Overlay:
-        """ROC curves of every model of ``protocol`` / ``split`` (cached in the store)."""
-        curves = []
-        for i, (fs, clf) in enumerate(self.store.models(protocol, split)):
-            ev = self.store.model(protocol, split, fs, clf)
-            frame = pd.DataFrame({"fpr": ev.fpr, "tpr": ev.tpr})
-            curves.append(hv.Curve(frame, "fpr", "tpr", label=roc_label(fs, clf, *ev.auc[:3]))
-                          .opts(color=PALETTE[i % len(PALETTE)], line_width=2))
-        chance = hv.Curve(([0, 1], [0, 1]), "fpr", "tpr", label="chance").opts(
-            color="grey", line_dash="dashed", line_width=1)
-        return hv.Overlay([*curves, chance]).opts(
-            hv.opts.Curve(tools=["hover"]),
-            hv.opts.Overlay(title=self._roc_title(), xlabel="1 − specificity",
-                            ylabel="sensitivity", legend_position="bottom_right", width=620,
-                            height=520, xlim=(-0.01, 1.01), ylim=(-0.01, 1.01)))
-
-    def _roc_title(self) -> str:
-        s = self.state
-        models = s.models
-        ev = self.store.model(s.protocol, s.evaluation, *models[0]) if models else None
-        counts = f" (n={ev.n}, pCR={ev.n_pos})" if ev is not None else " — no model drawn"
-        return figure_title(f"ROC — {s.protocol} protocol, {s.evaluation} split{counts}",
-                            paper=s.is_paper, weights_label=self.weights,
-                            deep=deep_any(fs for fs, _ in models))
-
     @param.depends("state")
     @safe_figure
     def roc(self):
-        """ROC curves of the drawn models; legend: AUC with its DeLong 95 % CI.
+        """ROC curves of exactly the drawn models (protocol × evaluation × feature sets ×
+        classifiers); legend and hover: model, AUC with its DeLong 95 % CI (as recorded in
+        ``models/metrics.parquet``), protocol and evaluation.
 
-        Returns a Bokeh figure holding every model of every protocol and evaluation
-        (rendered once per session); choosing the protocol, the evaluation, feature sets or
-        classifiers only toggles which curves and legend entries show (:meth:`_sync_roc`).
-        """
+        One Bokeh figure per session, drawn from ``models/curves.parquet``; a change of
+        choice replaces its curve data in place (:meth:`_sync_roc`)."""
         if self._roc is None:  # this session's figure
-            parts = {}
-            for key in self._keys:
-                overlay = self.store.figure("roc", lambda k=key: self._roc_overlay(*k), *key)
-                parts[key] = (overlay, [f"{fs} / {clf}" for fs, clf in self.store.models(*key)])
-            self._roc = ModelFigure.keyed(parts)
+            self._roc = CurveFigure(
+                title="ROC", x_label="1 − specificity", y_label="sensitivity",
+                x_range=(-0.01, 1.01), y_range=(-0.01, 1.01),
+                references={"chance": ([0, 1], [0, 1], "grey", "dashed")})
         self._sync_roc()
         return self._roc.pane
 
     @param.depends(*_MODEL_DEPS, watch=True)
     def _sync_roc(self) -> None:
         if self._roc is not None:
-            s = self.state
-            key = (s.protocol, s.evaluation)
-            self._roc.show(s.model_names, key=key if key in self._roc.keys else None,
-                           title=self._roc_title())
+            curves, missing = drawn_curves(self.state, "roc")
+            self._roc.show(curves, title=self._roc_title(missing))
+
+    def _roc_title(self, missing: list[str]) -> str:
+        s = self.state
+        counts = ""
+        if s.models:
+            m = self.store.summary(s.protocol, s.evaluation, *s.models[0])
+            counts = f"(n={m['n']}, pCR={m['n_pos']})" if m["n"] is not None else ""
+        else:
+            counts = "— no model drawn"
+        return curves_title("ROC", s, counts, missing)
 
     def roc_legend(self) -> list[str]:
         """Legend labels of the ROC as currently shown (``roc()`` first)."""

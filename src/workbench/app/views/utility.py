@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import holoviews as hv
+import numpy as np
 import pandas as pd
 import param
 
 from workbench.app.views._common import View, fmt, html_table, note_html, safe_figure, safe_html
-from workbench.app.views._toggle import ModelFigure
-from workbench.plots import calibration_curve, decision_curves
+from workbench.app.views._curves import CurveFigure, curves_title, drawn_curves
+from workbench.plots import calibration_curve
 
 __all__ = ["UtilityView"]
 
@@ -23,45 +24,47 @@ class UtilityView(View):
         """Protocol line and warnings."""
         return self.banner("Clinical utility")
 
-    _curves: ModelFigure | None = None
+    _curves: CurveFigure | None = None
 
     @param.depends("state")
     @safe_figure
     def decision_curves(self):
-        """Decision curves with the threshold marker.
+        """Net benefit of exactly the drawn models, *treat all* and *treat none*, and the
+        threshold marker.
 
-        A Bokeh figure of every model of every protocol and evaluation (the curves are
-        computed once, in the store); choosing the protocol, the evaluation or models toggles
-        curves in place and moving the threshold moves the marker — neither redraws the
-        figure.
-        """
+        One Bokeh figure per session, drawn from ``models/curves.parquet``: a change of
+        models, protocol or evaluation replaces its data in place, the threshold moves the
+        marker."""
         if self._curves is None:  # this session's figure
-            store, parts = self.store, {}
-            for key in [(p, s) for p in store.protocols for s in store.splits]:
-                if not (models := store.models(*key)):
-                    continue
-
-                def part(k=key, m=models):
-                    overlay = store.figure("decision_curves", lambda: decision_curves(
-                        store.run.predictions, protocol=k[0], split=k[1], models=m,
-                        threshold=None, weights_label=self.weights), *k)
-                    return overlay, [f"{fs} / {clf}" for fs, clf in m]
-                parts[key] = part
-            current = (self.state.protocol, self.state.evaluation)
-            if current in parts:  # rendered first; the others once the tab has shown
-                parts = {current: parts.pop(current), **parts}
-            self._curves = ModelFigure.keyed(parts)
-            _after_render(self._curves.build_pending)
+            self._curves = CurveFigure(
+                title="Decision curves", x_label="threshold probability",
+                y_label="net benefit", x_range=(0.0, 1.0), y_range=(-0.05, 0.6),
+                references={"treat all": ([], [], "black", "dashed"),
+                            "treat none": ([0, 1], [0, 0], "grey", "dotted")})
         self._sync_models()
         self._sync_threshold()
         return self._curves.pane
 
     @param.depends(*_MODEL_DEPS, watch=True)
     def _sync_models(self) -> None:
-        if self._curves is not None:
-            key = (self.state.protocol, self.state.evaluation)
-            self._curves.show(self.state.model_names,
-                              key=key if key in self._curves.keys else None)
+        if self._curves is None:
+            return
+        s = self.state
+        curves, missing = drawn_curves(s, "net_benefit")
+        ref = self.store.treat_all(s.protocol, s.evaluation)
+        counts, top = "", 0.3
+        if ref is not None:
+            t, nb = ref
+            # NB_all(t) = prev − (1 − prev)·t/(1 − t)  ⇒  prev = (NB + w) / (1 + w), w = t/(1−t)
+            w = t[0] / (1 - t[0]) if len(t) else 0.0
+            prevalence = float((nb[0] + w) / (1 + w)) if len(t) else 0.0
+            counts = f"(prevalence {prevalence:.2f})"
+            top = max([prevalence, *(float(np.nanmax(c.y)) for c in curves if len(c.y))])
+        self._curves.show(curves, title=curves_title("Decision curves", s, counts, missing),
+                          references={"treat all": ref if ref is not None else ([], [])})
+        end = round(top + 0.05, 3)
+        if self._curves.fig.y_range.end != end:
+            self._curves.fig.y_range.end = end
 
     @param.depends("state.threshold", watch=True)
     def _sync_threshold(self) -> None:
@@ -85,30 +88,20 @@ class UtilityView(View):
     @param.depends(*_MODEL_DEPS)
     @safe_html
     def brier_table(self) -> str:
-        """Brier score (from the predictions) and the recorded calibration intercept/slope."""
+        """Brier score and calibration intercept / slope, as recorded by the run."""
         s = self.state
         if not s.models:
             return note_html("No model drawn.")
         recorded = self.store.recorded(s.protocol, s.evaluation)
         out = []
         for fs, clf in s.models:
-            ev = self.store.model(s.protocol, s.evaluation, fs, clf)
             m = recorded.get((fs, clf), {})
             nan = (float("nan"),)
-            out.append({"Model": ev.key.name, "Protocol": s.protocol,
-                        "Brier": fmt(ev.brier, 3),
+            out.append({"Model": f"{fs} / {clf}", "Protocol": s.protocol,
+                        "Brier": fmt(m.get("brier", nan)[0], 3),
                         "Calibration intercept": fmt(m.get("calibration_intercept", nan)[0]),
                         "Calibration slope": fmt(m.get("calibration_slope", nan)[0])})
         return html_table(pd.DataFrame(out), caption=(
             f"{s.protocol} protocol, {s.evaluation} split — Brier: mean squared error of "
             "the probabilities (lower is better); ideal intercept 0, slope 1"))
 
-
-def _after_render(callback) -> None:
-    """Run ``callback`` on the server's next tick (after the pending patch is sent); outside
-    a server session it is left to run on demand."""
-    import panel as pn
-
-    doc = pn.state.curdoc
-    if doc is not None and doc.session_context is not None:
-        doc.add_next_tick_callback(callback)
