@@ -27,6 +27,11 @@ def render(obj):
     return hv.render(obj, backend="bokeh")
 
 
+def flat(fig) -> str:
+    """A figure's title on one line (titles wrap to their figure's width)."""
+    return fig.title.text.replace("\n", " ")
+
+
 def legend_labels(fig) -> list[str]:
     return [item.label.value for legend in fig.legend for item in legend.items]
 
@@ -50,8 +55,8 @@ def test_roc_legend_has_auc_with_the_delong_ci_of_the_metrics_table(run, weights
                                    m["hi"])
         assert expected in labels  # the figure's DeLong CI is the metrics table's
     assert all("AUC" in lab and "–" in lab for lab in labels[:-1])
-    assert weights in fig.title.text  # resnet50 is drawn
-    assert plots.PAPER_TITLE_WARNING not in fig.title.text
+    assert weights in flat(fig)  # resnet50 is drawn
+    assert plots.PAPER_TITLE_WARNING not in flat(fig)
 
 
 def test_paper_figures_carry_the_leakage_warning(run):
@@ -62,8 +67,8 @@ def test_paper_figures_carry_the_leakage_warning(run):
                                     classifier="lr"),
             plots.selection_funnel(run.selection, protocol="paper"),
             plots.null_audit_histogram(run.audit)]
-    for obj in figs:
-        assert plots.PAPER_TITLE_WARNING in render(obj).title.text
+    for obj in figs:  # titles wrap to their figure's width
+        assert plots.PAPER_TITLE_WARNING in render(obj).title.text.replace("\n", " ")
 
 
 def test_decision_curves_have_references_and_threshold_marker(run):
@@ -80,7 +85,7 @@ def test_calibration_curve_renders_bins_and_diagonal(run, weights):
     fig = render(obj)
     assert "perfect calibration" in legend_labels(fig)
     assert any("Brier" in lab for lab in legend_labels(fig))
-    assert weights in fig.title.text
+    assert weights in flat(fig)
     scatter = [s for s in sources(fig) if "n_events" in s.data]
     assert scatter and sum(scatter[0].data["n"]) == 15  # every test patient in a bin
 
@@ -117,11 +122,11 @@ def test_selection_funnel_narrows_per_block(run, weights):
 
 def test_lasso_and_univariate_plots(run, weights):
     lasso = render(plots.lasso_coefficients(run.selection, block="radiomics"))
-    assert "lasso coefficients" in lasso.title.text
+    assert "lasso coefficients" in flat(lasso)
     uni = render(plots.univariate_pvalues(run.selection, block="resnet50", alpha=0.05,
                                           weights_label=weights))
     assert [round(s.location, 3) for s in spans(uni)] == [round(-np.log10(0.05), 3)]
-    assert weights in uni.title.text
+    assert weights in flat(uni)
     render(plots.lasso_coefficients(run.selection, block="radiomics", stage="signature"))
 
 
@@ -132,9 +137,9 @@ def test_lasso_cv_curve_marks_the_chosen_alpha(run, weights):
     fig = render(plots.lasso_cv_curve(cv, block="resnet50", weights_label=weights))
     chosen = float(final.loc[final["chosen"], "alpha"].iloc[0])
     assert [round(s.location, 6) for s in spans(fig)] == [round(np.log10(chosen), 6)]
-    assert weights in fig.title.text and "honest protocol" in fig.title.text
+    assert weights in flat(fig) and "honest protocol" in flat(fig)
     paper = render(plots.lasso_cv_curve(cv, protocol="paper", block="radiomics"))
-    assert plots.PAPER_TITLE_WARNING in paper.title.text
+    assert plots.PAPER_TITLE_WARNING in flat(paper)
     with pytest.raises(plots.PlotInputError, match="available"):
         plots.lasso_cv_curve(cv, block="no_such_block")
 
@@ -170,7 +175,7 @@ def test_beeswarm_keeps_the_most_important_features_and_labels_deep_sets(run, we
     assert weights in render(obj).title.text
     bars = render(plots.shap_importance(run.shap, feature_set="clinical", classifier="lr",
                                         max_features=3))
-    assert "Mean |SHAP|" in bars.title.text
+    assert "Mean |SHAP|" in flat(bars)
 
 
 def test_beeswarm_offsets_spread_ties_within_the_width():
@@ -192,3 +197,22 @@ def test_bad_selection_names_what_is_available(run):
         plots.roc_curves(run.predictions, protocol="nope")
     with pytest.raises(plots.PlotInputError, match="lacks column"):
         plots.roc_curves(pd.DataFrame({"x": [1]}))
+
+
+@pytest.mark.parametrize("width_px", [300, 520, 640, 1020])
+def test_titles_fit_their_figure_and_labels_can_move_to_the_page(width_px):
+    long = "Signature of block radiomics " * 6
+    title = plots.figure_title(f"{long}\nMann-Whitney p = 0.01", paper=True, deep=True,
+                               weights_label="RANDOM weights (seed 0) — not ImageNet features",
+                               width_px=width_px)
+    lines = title.split("\n")
+    assert max(len(line) for line in lines) <= max(30, width_px // 8)
+    assert "Mann-Whitney p = 0.01" in lines  # an explicit line break is kept
+    assert "RANDOM" in title and "selection saw the test patients" in title.replace("\n", " ")
+    with plots.labels_outside_titles():
+        plain = plots.figure_title("ROC — paper protocol, test split", paper=True, deep=True,
+                                   weights_label="RANDOM weights", width_px=width_px)
+        honest = plots.figure_title("ROC — honest protocol", deep=True, weights_label="W")
+    assert plain.replace("\n", " ") == "ROC — paper protocol (leaky), test split"
+    assert honest == "ROC — honest protocol"
+    assert "RANDOM" in plots.figure_title("x", deep=True, weights_label="RANDOM")  # restored

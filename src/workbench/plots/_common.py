@@ -70,21 +70,23 @@ def labels_outside_titles() -> Iterator[None]:
 
 
 def figure_title(title: str, *, paper: bool = False, weights_label: str | None = None,
-                 deep: bool = False) -> str:
+                 deep: bool = False, width_px: int | None = None) -> str:
     """``title`` plus, on their own lines, the leakage warning (``paper``) and the weights
-    label (``deep``), wrapped to :data:`TITLE_WIDTH` characters (see
-    :func:`labels_outside_titles`)."""
+    label (``deep``), each line wrapped to fit a figure ``width_px`` pixels wide (default
+    :data:`TITLE_WIDTH` characters); ``\n`` in ``title`` starts a new line. See
+    :func:`labels_outside_titles`."""
+    width = TITLE_WIDTH if width_px is None else max(30, int(width_px) // 8)
     if not _LABELS_IN_TITLES.get():
         marked = title.replace("paper protocol", "paper protocol (leaky)", 1) if paper else title
         if paper and marked == title:
             marked = f"{title} (paper protocol, leaky)"
-        return textwrap.fill(marked, TITLE_WIDTH)
-    lines = [title]
+        return "\n".join(textwrap.fill(line, width) for line in marked.split("\n"))
+    lines = title.split("\n")
     if paper:
         lines.append(f"⚠ {PAPER_TITLE_WARNING}")
     if deep:
         lines.append(f"Deep features: {weights_label or 'weights not recorded'}")
-    return "\n".join(textwrap.fill(line, TITLE_WIDTH) for line in lines)
+    return "\n".join(textwrap.fill(line, width) for line in lines)
 
 
 def plain(table: pd.DataFrame) -> pd.DataFrame:

@@ -53,7 +53,7 @@ def null_audit_histogram(audit: pd.DataFrame, *, split: str = "test",
     title = figure_title(f"Null audit — {split} AUC on permuted labels ({what}); "
                          "chance = 0.5 (dashed)",
                          paper=bool((rows["protocol"] == "paper").any()),
-                         weights_label=weights_label, deep=deep)
+                         weights_label=weights_label, deep=deep, width_px=640)
     return hv.Overlay(elements).opts(hv.opts.Overlay(
         title=title, xlabel="AUC with permuted labels", ylabel="permutations",
         xlim=(0, 1), width=640, height=420, legend_position="top_left"))

@@ -95,7 +95,7 @@ def shap_beeswarm(shap: pd.DataFrame, *, protocol: str = "honest", feature_set: 
     title = figure_title(f"SHAP beeswarm — {model_name(feature_set, classifier)}, "
                          f"{protocol} protocol, test patients ({_space(rows)})",
                          paper=protocol == "paper", weights_label=weights_label,
-                         deep=uses_deep(feature_set))
+                         deep=uses_deep(feature_set), width_px=700)
     ticks = [(float(pos), str(f)) for f, pos in position.items()]
     return hv.Points(plain(rows[["shap", "y", *vdims]]), ["shap", "y"], vdims).opts(
         color="value_scaled", cmap="coolwarm", clim=(0, 1), colorbar=True, size=6,
@@ -117,7 +117,7 @@ def shap_importance(shap: pd.DataFrame, *, protocol: str = "honest", feature_set
     title = figure_title(f"Mean |SHAP| — {model_name(feature_set, classifier)}, "
                          f"{protocol} protocol ({_space(rows)})",
                          paper=protocol == "paper", weights_label=weights_label,
-                         deep=uses_deep(feature_set))
+                         deep=uses_deep(feature_set), width_px=640)
     return hv.Bars(plain(frame), "feature", "mean_abs_shap").opts(
         invert_axes=True, color=PALETTE[0], tools=["hover"], title=title, width=640,
         height=160 + 24 * len(frame), ylabel=f"mean |SHAP| ({_space(rows)})", xlabel="")

@@ -87,7 +87,7 @@ def roc_curves(predictions: pd.DataFrame, *, protocol: str = "honest", split: st
         color="grey", line_dash="dashed", line_width=1)
     title = figure_title(f"ROC — {protocol} protocol, {split} split (n={n}, pCR={n_pos})",
                          paper=protocol == "paper", weights_label=weights_label,
-                         deep=uses_deep(fs for fs, _ in keys))
+                         deep=uses_deep(fs for fs, _ in keys), width_px=640)
     return hv.Overlay([*curves, chance]).opts(
         hv.opts.Curve(tools=["hover"]),
         hv.opts.Overlay(title=title, xlabel="1 − specificity", ylabel="sensitivity",
@@ -130,7 +130,7 @@ def calibration_curve(predictions: pd.DataFrame, *, protocol: str = "honest",
     title = figure_title(f"Calibration — {name}, {protocol} protocol, {split} split "
                          f"({len(rel)} {strategy} bins, n={len(y)})",
                          paper=protocol == "paper", weights_label=weights_label,
-                         deep=uses_deep(feature_set))
+                         deep=uses_deep(feature_set), width_px=560)
     return (bars * line * points * diagonal).opts(
         hv.opts.Scatter(size=8, color=PALETTE[0], tools=["hover"]),
         hv.opts.Curve(color=PALETTE[0]),
@@ -167,15 +167,16 @@ def auc_heatmap(metrics: pd.DataFrame, *, protocol: str = "honest", split: str =
     labels = hv.Labels(rows, ["classifier", "feature_set"], "text")
     centred = metric in ("auc", "accuracy", "sensitivity", "specificity", "precision",
                          "npv", "f1")
+    width = 120 + 90 * rows["classifier"].nunique()
     title = figure_title(f"{metric.upper() if metric == 'auc' else metric} — "
                          f"{protocol} protocol, {split} split",
                          paper=protocol == "paper", weights_label=weights_label,
-                         deep=uses_deep(rows["feature_set"]))
+                         deep=uses_deep(rows["feature_set"]), width_px=width)
     return (heat * labels).opts(
         hv.opts.HeatMap(cmap="RdBu_r", colorbar=True, tools=["hover"],
                         clim=(0.0, 1.0) if centred else (np.nan, np.nan)),
         hv.opts.Labels(text_font_size="11pt", text_color="black"),
-        hv.opts.Overlay(title=title, width=120 + 90 * rows["classifier"].nunique(),
+        hv.opts.Overlay(title=title, width=width,
                         height=140 + 50 * rows["feature_set"].nunique(), xrotation=30))
 
 
@@ -207,7 +208,7 @@ def confusion_matrix_plot(predictions: pd.DataFrame, *, protocol: str = "honest"
     title = figure_title(f"Confusion matrix — {model_name(feature_set, classifier)}, "
                          f"{protocol}, {split}, threshold {threshold:.2f}",
                          paper=protocol == "paper", weights_label=weights_label,
-                         deep=uses_deep(feature_set))
+                         deep=uses_deep(feature_set), width_px=460)
     return (heat * labels).opts(
         hv.opts.HeatMap(cmap="Blues", tools=["hover"], colorbar=False),
         hv.opts.Labels(text_font_size="12pt", text_color="black"),

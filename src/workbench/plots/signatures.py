@@ -65,12 +65,13 @@ def selection_funnel(selection: pd.DataFrame, *, protocol: str = "honest", repea
     """Grouped bars: features extracted → kept by variance → univariate → LASSO, per block."""
     counts = funnel_counts(selection, protocol=protocol, repeat=repeat, fold=fold)
     where = "final fit" if repeat == -1 else f"repeat {repeat}, fold {fold}"
+    width = 160 + 140 * counts["block"].nunique()
     title = figure_title(f"Features through selection — {protocol} protocol, {where}",
                          paper=protocol == "paper", weights_label=weights_label,
-                         deep=uses_deep(counts["block"].unique()))
+                         deep=uses_deep(counts["block"].unique()), width_px=width)
     step = hv.Dimension("step", values=list(FUNNEL_STEPS))  # pipeline order, not A-Z
     return hv.Bars(plain(counts), ["block", step], "features").opts(
-        title=title, tools=["hover"], logy=False, width=160 + 140 * counts["block"].nunique(),
+        title=title, tools=["hover"], logy=False, width=width,
         height=420, xrotation=30, color="step", cmap=list(PALETTE[:len(FUNNEL_STEPS)]),
         show_legend=False, ylabel="number of features")
 
@@ -94,7 +95,7 @@ def lasso_coefficients(selection: pd.DataFrame, *, protocol: str = "honest",
     title = figure_title(f"{stage} coefficients — block {block}, {protocol} protocol "
                          f"({len(rows)} features, {scale})",
                          paper=protocol == "paper", weights_label=weights_label,
-                         deep=uses_deep(block))
+                         deep=uses_deep(block), width_px=640)
     return hv.Bars(plain(rows[["feature", "coefficient", "sign"]]), "feature",
                    ["coefficient", "sign"]).opts(
         invert_axes=True, title=title, tools=["hover"], color="sign",
@@ -134,7 +135,7 @@ def lasso_cv_curve(lasso_cv: pd.DataFrame, *, protocol: str = "honest",
         label = f"; chosen α = {a:.3g}, {int(chosen['n_nonzero'].iloc[0])} features"
     title = figure_title(f"LASSO {scoring} by 10-fold CV — block {block}, {protocol} "
                          f"protocol, {where}{label}", paper=protocol == "paper",
-                         weights_label=weights_label, deep=uses_deep(block))
+                         weights_label=weights_label, deep=uses_deep(block), width_px=640)
     return overlay.opts(hv.opts.Overlay(title=title, xlabel="log10 α (weaker penalty →)",
                                         ylabel=f"mean CV {scoring} ± 1 s.e.", width=640,
                                         height=420, invert_xaxis=True))
@@ -165,7 +166,7 @@ def univariate_pvalues(selection: pd.DataFrame, *, protocol: str = "honest",
     title = figure_title(f"Univariate filter — block {block}, {protocol} protocol "
                          f"(α = {alpha:g} dashed; {int((rows['status'] == 'kept').sum())} "
                          "kept)", paper=protocol == "paper", weights_label=weights_label,
-                         deep=uses_deep(block))
+                         deep=uses_deep(block), width_px=640)
     return (points * line).opts(hv.opts.Overlay(
         title=title, xlabel="features sorted by p", ylabel="−log10 p", width=640,
         height=420))
@@ -217,10 +218,10 @@ def signature_boxplots(signatures: pd.DataFrame, labels: pd.Series | None = None
         p = (mannwhitneyu(pos, neg, alternative="two-sided").pvalue
              if len(pos) and len(neg) else np.nan)
         p_text = "n/a" if not np.isfinite(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
-        title = figure_title(f"sig__{block} — {protocol}, {split} split: "
+        title = figure_title(f"sig__{block} — {protocol}, {split} split\n"
                              f"Mann-Whitney p = {p_text} (pCR {len(pos)}, non-pCR {len(neg)})",
                              paper=protocol == "paper", weights_label=weights_label,
-                             deep=uses_deep(str(block)))
+                             deep=uses_deep(str(block)), width_px=520)
         data = plain(group[["outcome", "value", "patient_id"]])
         box = hv.BoxWhisker(data, "outcome", "value").opts(
             box_fill_color="outcome", cmap={"pCR": PALETTE[0], "non-pCR": PALETTE[1]},

@@ -83,7 +83,7 @@ def decision_curves(predictions: pd.DataFrame, *, protocol: str = "honest",
                          f"(n={len(y)}, prevalence {prevalence:.2f})"
                          + (f", threshold {threshold:.2f}" if threshold is not None else ""),
                          paper=protocol == "paper", weights_label=weights_label,
-                         deep=uses_deep(fs for fs, _ in keys))
+                         deep=uses_deep(fs for fs, _ in keys), width_px=640)
     top = max(prevalence, float(np.nanmax(curve["net_benefit"]))) + 0.05
     return hv.Overlay(elements).opts(
         hv.opts.Curve(tools=["hover"]),
