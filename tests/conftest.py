@@ -1,5 +1,6 @@
 """Shared test fixtures: the reference data shipped in ``workbench.data``, the small run
-directory of ``fixtures.run_dir`` (tiny NIfTI patients: ``fixtures.images``)."""
+directory of ``fixtures.run_dir``, the demo-size one of ``fixtures.demo_run`` (tiny NIfTI
+patients: ``fixtures.images``)."""
 
 from __future__ import annotations
 
@@ -33,8 +34,33 @@ def run_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def demo_run_dir(tmp_path_factory) -> Path:
+    """A run directory of the demo's shape (163 patients, 12 feature sets x 10 classifiers x
+    both protocols, SHAP, audit, IBSI, manifest; no images), built once per session by
+    :func:`fixtures.demo_run.build_demo_run` with the real modelling stage. It takes about
+    12 CPU-minutes (see that module): for the ``slow`` demo-size checks only; a test that may
+    build it first needs ``@pytest.mark.timeout`` above the 900 s default."""
+    import warnings
+
+    from fixtures.demo_run import build_demo_run
+    from workbench.selection import SelectionWarning
+
+    with warnings.catch_warnings():  # noisy synthetic blocks: the filters' fallbacks are expected
+        warnings.simplefilter("ignore", SelectionWarning)
+        return build_demo_run(tmp_path_factory.mktemp("demo_run") / "run")
+
+
+@pytest.fixture(scope="session")
 def run_facts() -> dict[str, str]:
     """What :func:`fixtures.run_dir.build_run_dir` put in the run, for assertions."""
     from fixtures.run_dir import run_facts
 
     return run_facts()
+
+
+@pytest.fixture(scope="session")
+def demo_run_facts() -> dict[str, str]:
+    """What :func:`fixtures.demo_run.build_demo_run` put in the run, for assertions."""
+    from fixtures.demo_run import demo_run_facts
+
+    return demo_run_facts()
