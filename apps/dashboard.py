@@ -1,7 +1,7 @@
 """The pCR fusion workbench dashboard — layout only; the logic is in ``workbench.app``.
 
     workbench dashboard data/runs/demo                       # localhost:5006 (checks policy)
-    panel serve apps/dashboard.py --address 127.0.0.1 --args data/runs/demo
+    panel serve apps/dashboard.py --address 127.0.0.1 --warm --args data/runs/demo
 
 The run directory is fixed when the server starts (``--args RUN_DIR``); no widget accepts a
 path. Serving beyond localhost needs ``--basic-auth`` or an OAuth provider: without one this

@@ -36,18 +36,16 @@ def run_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def demo_run_dir(tmp_path_factory) -> Path:
     """A run directory of the demo's shape (163 patients, 12 feature sets x 10 classifiers x
-    both protocols, SHAP, audit, IBSI, manifest; no images), built once per session by
-    :func:`fixtures.demo_run.build_demo_run` with the real modelling stage. It takes about
-    12 CPU-minutes (see that module): for the ``slow`` demo-size checks only; a test that may
-    build it first needs ``@pytest.mark.timeout`` above the 900 s default."""
-    import warnings
+    both protocols, SHAP, audit, IBSI, manifest; no images): a copy of the committed
+    ``fixtures/data/demo_run_163`` that :func:`fixtures.demo_run.build_demo_run` generated
+    with the real modelling stage (12 CPU-minutes, too slow to rebuild per session;
+    ``tests/app/test_demo_run_fixture.py`` fails when the code's tables drift from it, and
+    says how to regenerate it)."""
+    import shutil
 
-    from fixtures.demo_run import build_demo_run
-    from workbench.selection import SelectionWarning
+    from fixtures.demo_run import COMMITTED
 
-    with warnings.catch_warnings():  # noisy synthetic blocks: the filters' fallbacks are expected
-        warnings.simplefilter("ignore", SelectionWarning)
-        return build_demo_run(tmp_path_factory.mktemp("demo_run") / "run")
+    return Path(shutil.copytree(COMMITTED, tmp_path_factory.mktemp("demo_run") / "run"))
 
 
 @pytest.fixture(scope="session")

@@ -351,3 +351,17 @@ def test_dashboard_builds_for_notebooks_and_serving(store):
     tabs = inline.objects[1]
     assert tuple(tabs._names) == TAB_NAMES and tabs.dynamic
     assert isinstance(dashboard(store, template=True), pn.template.BootstrapTemplate)
+
+
+def test_signatures_detail_one_block_at_a_time(state, store):
+    state.show_all("feature_sets")
+    assert state.blocks == store.blocks("honest") and len(state.blocks) >= 2
+    view = V.SignaturesView(state)
+    for block in state.blocks:
+        state.block = block
+        assert f"Signatures — block {block}" in view.header()
+        coefficients = view.lasso().objects[0]
+        assert f"block {block}" in hv.render(coefficients.object).title.text
+    state.feature_sets = ["clinical"]  # no image block drawn
+    assert state.block is None and state.blocks == []
+    assert "clinical only" in texts(view.lasso())[0]

@@ -1,13 +1,14 @@
 """``ModelEval``: what the dashboard shows about one model, computed once.
 
-The ROC curve, the AUC with its DeLong interval, the Brier score, a
-:class:`~workbench.evaluation.metrics.ThresholdSweep` and a stratified bootstrap resample are
-prepared when the model is first needed; :meth:`ModelEval.at` then recounts a threshold's
+The Brier score, a :class:`~workbench.evaluation.metrics.ThresholdSweep` and a stratified
+bootstrap resample are prepared when the model is first needed (the ROC curve and the AUC
+with its DeLong interval on first use: the dashboard draws them from the run's tables); :meth:`ModelEval.at` then recounts a threshold's
 confusion matrix and bootstrap intervals in well under a millisecond.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -63,19 +64,36 @@ class ModelEval:
         self.key = key
         self.patient_ids = np.asarray([str(i) for i in patient_ids], dtype=object)
         self.y, self.p = check_labels_scores(y, p, step="dashboard", need_both_classes=False)
-        both = 0 < int(self.y.sum()) < self.y.size
         self.n, self.n_pos = int(self.y.size), int(self.y.sum())
-        if both:
-            self.fpr, self.tpr, _ = roc_curve(self.y, self.p)
-            self.auc = delong_auc_ci(self.y, self.p)
-        else:  # one class only: no ROC, the counts still make sense
-            self.fpr = self.tpr = np.array([np.nan])
-            self.auc = AucCI(np.nan, np.nan, np.nan, np.nan)
         self.brier = brier_score(self.y, self.p)
         self.sweep = ThresholdSweep(self.y, self.p)
         idx = bootstrap_indices(self.y, n_boot, seed=seed)
         self._boot_pos = self.y[idx] == 1
         self._boot_p = self.p[idx]
+
+    @functools.cached_property
+    def _roc(self) -> tuple[np.ndarray, np.ndarray, AucCI]:
+        if 0 < self.n_pos < self.n:
+            fpr, tpr, _ = roc_curve(self.y, self.p)
+            return fpr, tpr, delong_auc_ci(self.y, self.p)
+        nan = np.array([np.nan])  # one class only: no ROC, the counts still make sense
+        return nan, nan, AucCI(np.nan, np.nan, np.nan, np.nan)
+
+    @property
+    def fpr(self) -> np.ndarray:
+        """False-positive rates of the ROC curve (computed on first use)."""
+        return self._roc[0]
+
+    @property
+    def tpr(self) -> np.ndarray:
+        """True-positive rates of the ROC curve (computed on first use)."""
+        return self._roc[1]
+
+    @property
+    def auc(self) -> AucCI:
+        """AUC with its DeLong interval (computed on first use; the dashboard shows the
+        run's recorded value, which is the same)."""
+        return self._roc[2]
 
     def at(self, threshold: float, alpha: float = 0.05) -> dict[str, Any]:
         """Counts and threshold metrics at ``threshold`` with percentile bootstrap CIs.

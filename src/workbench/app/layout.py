@@ -110,8 +110,10 @@ def tabs(state: DashboardState) -> pn.Tabs:
             _html(util.header), pn.Row(_fig(util.decision_curves), _fig(util.calibration)),
             _html(util.brier_table))),
         ("Signatures", pn.Column(
-            _html(sig.header), _fig(sig.boxplots), _fig(sig.funnel),
-            pn.Row(_fig(sig.lasso), _fig(sig.univariate)))),
+            _html(sig.header),
+            W.Select.from_param(state.param.block, name="Signature block", width=300),
+            pn.Row(_fig(sig.boxplots), _fig(sig.univariate)),
+            pn.Row(_fig(sig.lasso), _fig(sig.funnel)))),
         ("Explain", pn.Column(
             _html(expl.header), pn.Row(_fig(expl.beeswarm), _fig(expl.importance)),
             _html(expl.patient_contributions))),

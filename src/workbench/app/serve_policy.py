@@ -206,8 +206,10 @@ def serve_command(run_dir: str | Path, *, address: str = "127.0.0.1", port: int 
         Arguments for :func:`subprocess.call` and the environment to run them in.
     """
     auth = {k: v for k, v in (auth or {}).items() if v}
+    # --warm: the app runs once before the port opens (imports, the run's store), so the
+    # first visitor waits seconds, not the ~10 s of a cold process on 2 cores
     cmd = [sys.executable, "-m", "panel", "serve", str(dashboard_app()), "--address", address,
-           "--port", str(port)]
+           "--port", str(port), "--warm"]
     for origin in origins or [f"{address}:{port}", f"localhost:{port}"]:
         cmd += ["--allow-websocket-origin", origin]
     for flag, value in auth.items():

@@ -12,9 +12,20 @@ import param
 
 from workbench.app.store import EVALUATIONS, DataStore
 from workbench.evaluation.display import default_selection
+from workbench.names import FEATURE_SETS
 from workbench.plots import model_name
 
-__all__ = ["DashboardState"]
+__all__ = ["DashboardState", "blocks_of"]
+
+
+def blocks_of(feature_sets: list[str], available: list[str]) -> list[str]:
+    """Selection blocks (``radiomics``, ``resnet50``, ...) used by ``feature_sets``, among
+    ``available``, in ``available`` order."""
+    wanted: set[str] = set()
+    for fs in feature_sets:
+        spec = FEATURE_SETS.get(fs)
+        wanted |= set(spec.blocks) if spec is not None else {fs}
+    return [b for b in available if b in wanted]
 
 
 def _model_name(feature_set: str, classifier: str) -> str:
@@ -44,6 +55,9 @@ class DashboardState(param.Parameterized):
         confusion matrix, calibration and SHAP values are shown.
     patient
         Patient shown in the Patients and Explain tabs.
+    block
+        Signature block (``radiomics``, ``resnet50``, ...) of the drawn feature sets whose
+        selection the Signatures tab details (one at a time: a deep fusion set has seven).
     """
 
     protocol = param.Selector(default="honest", objects=["honest"], doc="modelling protocol")
@@ -57,6 +71,8 @@ class DashboardState(param.Parameterized):
                                doc="reference model of the DeLong tests")
     patient = param.Selector(default=None, objects=[], allow_None=True,
                              doc="patient shown in the Patients and Explain tabs")
+    block = param.Selector(default=None, objects=[], allow_None=True,
+                           doc="signature block detailed in the Signatures tab")
 
     def __init__(self, store: DataStore, **params) -> None:
         super().__init__()
@@ -116,8 +132,9 @@ class DashboardState(param.Parameterized):
 
     @param.depends("protocol", "evaluation", "feature_sets", "classifiers", watch=True)
     def _sync_choices(self) -> None:
-        """Keep ``reference`` among the drawn models and ``patient`` among the evaluated
-        patients (keeping the current choice when it is still valid)."""
+        """Keep ``reference`` among the drawn models, ``patient`` among the evaluated
+        patients and ``block`` among the drawn blocks (keeping the current choice when it is
+        still valid)."""
         names = list(self.model_names)
         self.param.reference.objects = names
         if self.reference not in names:
@@ -126,3 +143,13 @@ class DashboardState(param.Parameterized):
         self.param.patient.objects = patients
         if self.patient not in patients:
             self.patient = patients[0] if patients else None
+        blocks = self.blocks
+        self.param.block.objects = blocks
+        if self.block not in blocks:
+            self.block = blocks[0] if blocks else None
+
+    @property
+    def blocks(self) -> list[str]:
+        """Signature blocks of the drawn feature sets under the protocol, in the run's
+        order (:func:`blocks_of`)."""
+        return blocks_of(self.feature_sets, self._store.blocks(self.protocol))

@@ -97,8 +97,22 @@ class DataStore:
 
     def models(self, protocol: str, split: str) -> list[tuple[str, str]]:
         """``(feature_set, classifier)`` pairs with predictions, in table order."""
-        rows = self._eval_rows(protocol, split)
-        return list(dict.fromkeys(zip(rows["feature_set"], rows["classifier"], strict=True)))
+        def build() -> list[tuple[str, str]]:
+            rows = self._eval_rows(protocol, split)
+            pairs = zip(rows["feature_set"].tolist(), rows["classifier"].tolist(), strict=True)
+            return list(dict.fromkeys(pairs))
+        return list(self.cached(("models", protocol, split), build))
+
+    def blocks(self, protocol: str) -> list[str]:
+        """Signature blocks selected under ``protocol`` (``models/selection.parquet``), in
+        table order; none when the run has no selection table."""
+        def build() -> list[str]:
+            if not self.run.exists("selection"):
+                return []
+            sel = self.run.selection
+            rows = sel[sel["protocol"].astype(str) == protocol]
+            return list(dict.fromkeys(rows["block"].astype(str).tolist()))
+        return list(self.cached(("blocks", protocol), build))
 
     @property
     def feature_sets(self) -> list[str]:

@@ -18,8 +18,7 @@ from workbench.app.views._common import (
     safe_html,
 )
 from workbench.app.views._curves import CurveFigure, curves_title, drawn_curves
-from workbench.app.views._toggle import SwapFigure
-from workbench.plots import auc_heatmap
+from workbench.app.views._heatmap import HeatmapFigure
 
 __all__ = ["PerformanceView"]
 
@@ -37,13 +36,7 @@ class PerformanceView(View):
         return self.banner("Performance")
 
     _roc: CurveFigure | None = None
-    _heatmap: SwapFigure | None = None
-
-    @property
-    def _keys(self) -> list[tuple[str, str]]:
-        """Every (protocol, evaluation) of the run with predictions."""
-        return [(p, s) for p in self.store.protocols for s in self.store.splits
-                if self.store.models(p, s)]
+    _heatmap: HeatmapFigure | None = None
 
     @param.depends("state")
     @safe_figure
@@ -111,22 +104,22 @@ class PerformanceView(View):
     @param.depends("state")
     @safe_figure
     def heatmap(self):
-        """AUC of every classifier × feature set of the run (not only the drawn ones), as a
-        Bokeh pane rendered once per session; the protocol and evaluation swap its data in
-        place (:meth:`_sync_heatmap`)."""
-        if self._heatmap is None:  # rendered once per session
-            def build(key: tuple[str, str]):
-                return self.store.figure("auc_heatmap", lambda: auc_heatmap(
-                    self.store.run.metrics, protocol=key[0], split=key[1],
-                    weights_label=self.weights), *key)
-            self._heatmap = SwapFigure(build, self._keys)
+        """AUC of every classifier × feature set of the run (not only the drawn ones), with
+        its DeLong CI in the hover: one Bokeh figure per session whose cells follow the
+        protocol and the evaluation (:meth:`_sync_heatmap`)."""
+        if self._heatmap is None:  # this session's figure
+            self._heatmap = HeatmapFigure(self.store.classifiers, self.store.feature_sets)
         self._sync_heatmap()
         return self._heatmap.pane
 
     @param.depends("state.protocol", "state.evaluation", watch=True)
     def _sync_heatmap(self) -> None:
         if self._heatmap is not None:
-            self._heatmap.show((self.state.protocol, self.state.evaluation))
+            s = self.state
+            cells = {k: m["auc"] for k, m in self.store.recorded(s.protocol, s.evaluation)
+                     .items() if "auc" in m}
+            self._heatmap.show(cells, title=curves_title(
+                "AUC of every model", s, "— drawn or not", []))
 
     @param.depends(*_MODEL_DEPS, "state.threshold", "state.reference")
     @safe_html
@@ -141,7 +134,8 @@ class PerformanceView(View):
         for fs, clf in s.models:
             ev = self.store.model(s.protocol, s.evaluation, fs, clf)
             at = ev.at(s.threshold)
-            row = {"Model": ev.key.name, "AUC (DeLong CI)": fmt_ci(*ev.auc[:3])}
+            auc = self.store.summary(s.protocol, s.evaluation, fs, clf)["auc"]
+            row = {"Model": ev.key.name, "AUC (DeLong CI)": fmt_ci(*auc)}
             row.update({label: fmt_ci(at[k], at[f"{k}_lo"], at[f"{k}_hi"])
                         for k, label in list(LIVE_METRICS.items())[:4]})
             row["TP/FP/TN/FN"] = f"{at['tp']}/{at['fp']}/{at['tn']}/{at['fn']}"
