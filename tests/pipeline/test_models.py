@@ -255,3 +255,98 @@ def test_saved_models_store_wide_blocks_compactly(tmp_path):
     loaded = load_model(path)
     np.testing.assert_array_equal(loaded.predict_proba(features), model.predict_proba(features))
     assert loaded.metadata["train_patients"] == list(y.index)
+
+
+class BarRecorder:
+    """Stands in for tqdm: records each bar's label, total, updates and final count."""
+
+    bars: list[BarRecorder] = []
+
+    def __init__(self, iterable=None, *, total=None, desc=None, initial=0, disable=False,
+                 **_):
+        self.iterable, self.total, self.desc, self.disable = iterable, total, desc, disable
+        self.n, self.updates, self.postfix = initial, [], {}
+        BarRecorder.bars.append(self)
+
+    def update(self, n=1):
+        self.n += n
+        self.updates.append(n)
+
+    def set_postfix(self, counts, refresh=True):
+        self.postfix = dict(counts)
+
+    def __iter__(self):
+        for item in self.iterable:
+            yield item
+            self.update()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def test_model_stage_bars_count_every_selection_and_fit_as_it_finishes(tmp_path, monkeypatch):
+    from workbench.models import protocols
+    from workbench.models.feature_sets import FEATURE_SETS
+
+    monkeypatch.setattr(protocols, "tqdm", BarRecorder)
+    BarRecorder.bars = []
+    features, clinical, y = small_table()
+    result = run_models(CFG, features, clinical, y, tmp_path, jobs=2, progress=True,
+                        n_boot=20, save_models=False)
+    folds = CFG.protocol.cv_folds * CFG.protocol.repeats + 1  # CV folds + the final refit
+    blocks = {b for fs in CFG.feature_sets for b in FEATURE_SETS[fs].blocks}
+    fits = folds * len(CFG.feature_sets) * len(CFG.classifiers)
+    selections = {"honest": folds * len(blocks), "paper": len(blocks)}  # paper: once, on all
+    assert [bar.desc for bar in BarRecorder.bars] == [f"models ({p})" for p in
+                                                      CFG.protocol.kinds]
+    for protocol, bar in zip(CFG.protocol.kinds, BarRecorder.bars, strict=True):
+        assert not bar.disable
+        assert bar.total == selections[protocol] + fits
+        assert bar.n == bar.total
+        assert bar.updates == [1] * bar.total  # one step per unit, as each finishes
+        preds = result.results[protocol].predictions
+        fitted = preds.groupby(["feature_set", "classifier", "repeat", "fold"]).ngroups
+        assert bar.postfix == {"selected": selections[protocol], "fitted": fitted,
+                               "skipped": fits - fitted}
+
+
+def test_skipped_units_still_complete_the_bar(monkeypatch):
+    from workbench.models import protocols
+
+    monkeypatch.setattr(protocols, "tqdm", BarRecorder)
+    BarRecorder.bars = []
+    features, clinical, y = small_table()
+    features.loc[:, features.columns.str.startswith("rad__")] = 1.0  # cannot be selected from
+    sets, classifiers, folds = ["radiomics", "kinetic"], ["lr", "knn"], 3
+    result = protocols.run_protocol(
+        "honest", features, clinical, y, feature_sets=sets, classifiers=classifiers,
+        selector=selector_factory(CFG), make_clf=classifier_factory,
+        settings=ProtocolSettings(cv_folds=folds), progress=True)
+    (bar,) = BarRecorder.bars
+    tasks = folds + 1
+    assert bar.n == bar.total == tasks * len(sets) + tasks * len(sets) * len(classifiers)
+    block_skips = [d for d in result.skipped if d.get("block") == "radiomics"]
+    set_skips = [d for d in result.skipped if d.get("feature_set") == "radiomics"]
+    assert len(block_skips) == len(set_skips) == tasks  # one of each per fold
+    fitted = result.predictions.groupby(["feature_set", "classifier", "fold"]).ngroups
+    assert bar.postfix == {"selected": tasks, "fitted": fitted,
+                           "skipped": len(block_skips) + len(set_skips) * len(classifiers)}
+    assert set(result.predictions["feature_set"]) == {"kinetic"}
+
+
+def test_null_audit_bar_counts_permutations(monkeypatch):
+    from workbench.models import audit as audit_module
+
+    monkeypatch.setattr(audit_module, "tqdm", BarRecorder)
+    BarRecorder.bars = []
+    features, clinical, y = small_table()
+    permutations = 3
+    audit = null_audit(features, clinical, y, selector=selector_factory(CFG),
+                       make_clf=classifier_factory, permutations=permutations,
+                       settings=ProtocolSettings(cv_folds=3), seed=1, progress=True)
+    (bar,) = BarRecorder.bars
+    assert bar.desc == "null audit" and not bar.disable
+    assert bar.total == bar.n == permutations == audit["permutation"].nunique()

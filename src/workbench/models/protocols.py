@@ -11,7 +11,10 @@ paper
     have shaped the signatures, so its test AUC is optimistic; every output says so.
 
 Selection runs once per (protocol, block, repeat, fold) and its signatures are shared by every
-feature set and classifier that uses the block; folds run in parallel (joblib).
+feature set and classifier that uses the block. The units of work -- one selection fit per
+(fold, block), then one classifier fit per (fold, feature set, classifier) -- run in parallel
+(joblib) and are what the progress bar counts (:func:`grid_units`); results do not depend on
+the number of workers or the order the units finish in.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.model_selection import StratifiedKFold
+from tqdm.auto import tqdm
 
 from workbench.errors import WorkbenchError
 from workbench.models.feature_sets import (
@@ -121,20 +125,52 @@ def _design(sigs: pd.DataFrame, clinical: pd.DataFrame, fs: FeatureSet) -> pd.Da
     return pd.concat(parts, axis=1)
 
 
-def _fit_blocks(features: pd.DataFrame, y: pd.Series, fit_ids, blocks: Sequence[str],
-                selector: SelectorFactory, seed: int) -> tuple[dict, list[dict]]:
-    fitted, skipped = {}, []
-    for block in blocks:
-        cols = block_columns(features.columns, block)
-        est = selector(block, seed)
-        try:
-            est.fit(features.loc[fit_ids, cols], y.loc[fit_ids])
-        except (ValueError, WorkbenchError) as exc:
-            skipped.append({"block": block, "reason": str(exc)})
-            log.warning("block %s skipped: %s", block, exc)
-            continue
-        fitted[block] = est
-    return fitted, skipped
+def _fit_block(X_fit: pd.DataFrame, y_fit: pd.Series, block: str, selector: SelectorFactory,
+               seed: int) -> tuple[object | None, str | None]:
+    """One selection unit: the block's pipeline fitted on ``X_fit``, or why it could not be."""
+    est = selector(block, seed)
+    try:
+        est.fit(X_fit, y_fit)
+    except (ValueError, WorkbenchError) as exc:
+        return None, str(exc)
+    return est, None
+
+
+def _fit_classifier(X_train: pd.DataFrame, y_train: pd.Series, X_eval: pd.DataFrame,
+                    name: str, make_clf: ClassifierFactory, seed: int, keep: bool
+                    ) -> tuple[np.ndarray | None, object | None, str | None]:
+    """One fit unit: ``(probabilities of X_eval, the fitted classifier when keep, None)``, or
+    ``(None, None, reason)`` when the classifier cannot fit (e.g. SVM's inner CV on tiny
+    classes)."""
+    clf = make_clf(name, seed)
+    try:
+        clf.fit(X_train, y_train)
+        proba = clf.predict_proba(X_eval)[:, 1]
+    except (ValueError, WorkbenchError) as exc:
+        return None, None, str(exc)
+    return proba, (clf if keep else None), None
+
+
+def _keyed(key, func, args):
+    return key, func(*args)
+
+
+def _run_units(calls: list[tuple], jobs: int, bar, counts: dict[str, int],
+               done: Callable[[object], str]) -> dict:
+    """Run every ``(key, func, args)`` with joblib (``jobs`` workers), advancing ``bar`` as
+    each unit finishes; ``done(value)`` names the ``counts`` entry it adds to. Returns
+    ``{key: value}`` (the results do not depend on the order the units finish in)."""
+    out = {}
+    if not calls:
+        return out
+    units = Parallel(n_jobs=jobs, return_as="generator_unordered")(
+        delayed(_keyed)(key, func, args) for key, func, args in calls)
+    for key, value in units:
+        out[key] = value
+        counts[done(value)] += 1
+        bar.set_postfix(counts, refresh=False)
+        bar.update()
+    return out
 
 
 def _signatures(fitted: dict, features: pd.DataFrame, ids) -> pd.DataFrame:
@@ -147,40 +183,44 @@ def _signatures(fitted: dict, features: pd.DataFrame, ids) -> pd.DataFrame:
     return pd.concat(cols, axis=1) if cols else pd.DataFrame(index=ids)
 
 
-def _run_fold(features, clinical, y, train_ids, eval_ids, sets, classifiers, selector,
-              make_clf, seed, *, fitted=None, keep_models=False):
-    """Fit (or reuse) block selection, then every set × classifier; predict ``eval_ids``."""
-    blocks = sorted({b for fs in sets for b in fs.blocks})
-    skipped: list[dict] = []
-    if fitted is None:
-        fitted, skipped = _fit_blocks(features, y, train_ids, blocks, selector, seed)
-    sig_train = _signatures(fitted, features, train_ids)
-    sig_eval = _signatures(fitted, features, eval_ids)
-    preds, models, designs = [], {}, {}
-    for fs in sets:
-        missing = [b for b in fs.blocks if b not in fitted]
-        if missing or (not fs.blocks and not fs.clinical):
-            skipped.append({"feature_set": fs.name, "reason": f"blocks {missing} skipped"})
+def _fold_output(task: tuple, fitted: dict, sig_tr: pd.DataFrame, sig_ev: pd.DataFrame,
+                 designs: dict, usable: Sequence[FeatureSet], classifiers: Sequence[str],
+                 fits: dict, i: int, y: pd.Series, block_skips: list[dict]) -> tuple:
+    """One fold's predictions, skips and (final refit) models from its finished units:
+    ``(task, predictions, fitted blocks, skips, (models, designs), sig_train, sig_eval)``."""
+    r, k, _tr, ev = task
+    preds, skip, models = [], list(block_skips), {}
+    for fs in usable:
+        if fs.name not in designs:
+            missing = [b for b in fs.blocks if b not in fitted]
+            skip.append({"feature_set": fs.name, "reason": f"blocks {missing} skipped"})
             continue
-        Xtr, Xev = _design(sig_train, clinical, fs), _design(sig_eval, clinical, fs)
-        if keep_models:
-            designs[fs.name] = (Xtr, Xev)
         for name in classifiers:
-            clf = make_clf(name, seed)
-            try:
-                clf.fit(Xtr, y.loc[train_ids])
-                proba = clf.predict_proba(Xev)[:, 1]
-            except (ValueError, WorkbenchError) as exc:  # e.g. SVM's inner CV on tiny classes
-                skipped.append({"feature_set": fs.name, "classifier": name,
-                                "reason": f"classifier failed: {exc}"})
-                log.warning("%s/%s skipped in a fold: %s", fs.name, name, exc)
+            proba, clf, reason = fits[i, fs.name, name]
+            if reason is not None:
+                skip.append({"feature_set": fs.name, "classifier": name,
+                             "reason": f"classifier failed: {reason}"})
+                log.warning("%s/%s skipped in a fold: %s", fs.name, name, reason)
                 continue
-            preds.append(pd.DataFrame({"patient_id": list(eval_ids), "feature_set": fs.name,
-                                       "classifier": name, "probability": proba,
-                                       "label": y.loc[eval_ids].to_numpy()}))
-            if keep_models:
-                models[(fs.name, name)] = clf
-    return preds, fitted, skipped, (models, designs), sig_train, sig_eval
+            pred = pd.DataFrame({"patient_id": list(ev), "feature_set": fs.name,
+                                 "classifier": name, "probability": proba,
+                                 "label": y.loc[ev].to_numpy()})
+            pred["split"] = "test" if r == -1 else "cv"
+            pred["repeat"], pred["fold"] = r, k
+            preds.append(pred)
+            if clf is not None:
+                models[fs.name, name] = clf
+    return task, preds, fitted, skip, (models, designs if r == -1 else {}), sig_tr, sig_ev
+
+
+def grid_units(protocol: str, n_tasks: int, n_blocks: int, n_sets: int,
+               n_classifiers: int) -> int:
+    """Units of work of a protocol run, what its progress bar counts: one selection fit per
+    block per fold (``paper``: per block, once, on the whole cohort) and one classifier fit
+    per fold x feature set x classifier. ``n_tasks`` counts the CV folds of every repeat plus
+    the final refit."""
+    selections = n_blocks if protocol == "paper" else n_tasks * n_blocks
+    return selections + n_tasks * n_sets * n_classifiers
 
 
 def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, y: pd.Series,
@@ -205,6 +245,11 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
         registry.
     selector, make_clf
         Factories for block selection pipelines and classifier pipelines.
+    settings
+        Split, folds, repeats, seed and ``jobs`` (workers running the units of work).
+    progress
+        Show a tqdm bar ``models (<protocol>)`` over the units of work (:func:`grid_units`),
+        advancing as each finishes, with selected / fitted / skipped counts.
     """
     if protocol not in PROTOCOLS:
         raise ModellingError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}",
@@ -237,12 +282,6 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
     test_ids = split.index[split == "test"].tolist()
     y_train = y.loc[train_ids]
 
-    shared = None
-    if protocol == "paper":  # the study: selection on everyone, before the split
-        shared, skip = _fit_blocks(features, y, features.index.tolist(),
-                                   [b for b in blocks if b not in empty], selector, s.seed)
-        skipped += skip
-
     tasks = []
     for r in range(s.repeats):
         skf = StratifiedKFold(n_splits=s.cv_folds, shuffle=True, random_state=s.seed + r)
@@ -250,17 +289,55 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
             tasks.append((r, k, [train_ids[i] for i in tr], [train_ids[i] for i in ev]))
     tasks.append((-1, -1, train_ids, test_ids))  # the final refit, scored once on test
 
-    def one(task):
-        r, k, tr, ev = task
-        preds, fitted, skip, models, sig_tr, sig_ev = _run_fold(
-            features, clinical, y, tr, ev, usable, classifiers, selector, make_clf, s.seed,
-            fitted=shared, keep_models=(r == -1))
-        for p in preds:
-            p["split"] = "test" if r == -1 else "cv"
-            p["repeat"], p["fold"] = r, k
-        return task, preds, fitted, skip, models, sig_tr, sig_ev
+    # Every unit of work is its own joblib task, so the bar advances as units finish:
+    # selection per (fold, block) -- paper: per block, on everyone, before the split -- then
+    # one classifier fit per (fold, feature set, classifier) on that fold's signatures.
+    fold_blocks = sorted({b for fs in usable for b in fs.blocks})
+    sel_blocks = [b for b in blocks if b not in empty] if protocol == "paper" else fold_blocks
+    fit_on = ({None: features.index.tolist()} if protocol == "paper"
+              else {i: task[2] for i, task in enumerate(tasks)})
+    cols = {b: block_columns(features.columns, b) for b in sel_blocks}
+    counts = {"selected": 0, "fitted": 0, "skipped": 0}
+    total = grid_units(protocol, len(tasks), len(sel_blocks), len(usable), len(classifiers))
+    with tqdm(total=total, desc=f"models ({protocol})", unit="fit",
+              disable=not progress) as bar:
+        selected = _run_units(
+            [((i, b), _fit_block, (features.loc[ids, cols[b]], y.loc[ids], b, selector, s.seed))
+             for i, ids in fit_on.items() for b in sel_blocks], s.jobs, bar, counts,
+            lambda v: "skipped" if v[0] is None else "selected")
+        fitted_of, block_skips = {}, {}
+        for i in fit_on:
+            fitted_of[i] = {b: selected[i, b][0] for b in sel_blocks
+                            if selected[i, b][0] is not None}
+            block_skips[i] = [{"block": b, "reason": selected[i, b][1]} for b in sel_blocks
+                              if selected[i, b][0] is None]
+            for d in block_skips[i]:
+                log.warning("block %s skipped: %s", d["block"], d["reason"])
+        if protocol == "paper":
+            skipped += block_skips[None]
 
-    outputs = Parallel(n_jobs=s.jobs)(delayed(one)(t) for t in tasks)
+        folds, calls = [], []
+        for i, (r, _k, tr, ev) in enumerate(tasks):
+            fitted = fitted_of[None if protocol == "paper" else i]
+            sig_tr, sig_ev = _signatures(fitted, features, tr), _signatures(fitted, features, ev)
+            designs = {}
+            for fs in usable:
+                if any(b not in fitted for b in fs.blocks) or (not fs.blocks
+                                                               and not fs.clinical):
+                    counts["skipped"] += len(classifiers)
+                    bar.update(len(classifiers))
+                    continue
+                X_tr, X_ev = _design(sig_tr, clinical, fs), _design(sig_ev, clinical, fs)
+                designs[fs.name] = (X_tr, X_ev)
+                calls += [((i, fs.name, name), _fit_classifier,
+                           (X_tr, y.loc[tr], X_ev, name, make_clf, s.seed, r == -1))
+                          for name in classifiers]
+            folds.append((fitted, sig_tr, sig_ev, designs))
+        fits = _run_units(calls, s.jobs, bar, counts,
+                          lambda v: "skipped" if v[2] is not None else "fitted")
+    outputs = [_fold_output(task, *fold, usable, classifiers, fits, i, y,
+                            [] if protocol == "paper" else block_skips[i])
+               for i, (task, fold) in enumerate(zip(tasks, folds, strict=True))]
     # a model missing from some folds is kept (the metrics table gives its n), but said so
     done: dict[tuple[str, str], int] = {}
     for _task, preds, *_ in outputs:
