@@ -33,8 +33,8 @@ ROOT = "workbench"
 #: Top-level packages / modules of ``workbench``, lowest layer first. A package may import
 #: itself and the packages of lower layers; packages of one layer may not import each other.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors",),
-    ("names", "hashing", "files", "data"),  # registries, content hashes, atomic writes, package data
+    ("errors", "files"),                  # exceptions; atomic writes (both import nothing)
+    ("names", "hashing", "data"),         # registries, content hashes (and their cache), package data
     ("provenance",),
     ("batch", "rundir"),                  # the per-patient runner; the run-directory contract
     ("rundata",),                         # cached reading of a run directory

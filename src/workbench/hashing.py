@@ -12,6 +12,14 @@ Every cache in the workbench is keyed by content, never by file name or time sta
   computed by it).
 * :func:`identical_inputs` — which of one patient's inputs are the same input twice.
 
+A :class:`DigestCache` (active inside :func:`remembered_digests`) spares re-reading a file
+whose digest is already known: like git's index or DVC's state database it trusts a stored
+digest only while the file's device, inode, size, modification time and status-change time
+(``st_ctime_ns``, which no program can set back) are all unchanged, so an edited, replaced,
+touched or re-linked file is hashed again. A file changed less than two seconds before it was
+hashed is not remembered (it could change again within one timestamp tick, unseen: git's
+"racy" entries).
+
 Only regular files (or symbolic links to them) are read: a FIFO, a device such as
 ``/dev/zero`` or a socket would block or stream forever, so :func:`non_regular_kind` names it
 and the hashing functions refuse it with an error naming the path and its kind. Inside a
@@ -20,12 +28,16 @@ folder (a DICOM series) such entries are skipped, as the DICOM reader skips them
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import re
 import stat
-from collections.abc import Iterable, Mapping
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -33,10 +45,13 @@ from typing import Any
 import pandas as pd
 
 from workbench.errors import ImageError, WorkbenchError
+from workbench.files import atomic_write_text
 
-__all__ = ["canonical_json", "code_digest", "digest_many", "frame_digest", "identical_inputs",
-           "input_digest", "json_digest", "non_regular_kind", "path_digest", "sha256_file",
-           "split_selector"]
+__all__ = ["DigestCache", "canonical_json", "code_digest", "digest_many", "frame_digest",
+           "identical_inputs", "input_digest", "json_digest", "non_regular_kind", "path_digest",
+           "remembered_digests", "sha256_file", "split_selector"]
+
+log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
 _SELECTOR = re.compile(r"^(?P<path>.*)#t=(?P<t>\d+)$")
@@ -90,11 +105,122 @@ def sha256_file(path: str | Path) -> str:
     if kind is not None:
         raise WorkbenchError(f"cannot hash it: it {_refusal(kind, 'a regular file')}",
                              step="hash", path=path)
+    if _active["cache"] is not None:
+        return _active["cache"].sha256(path)
+    return _stream_sha256(path)
+
+
+def _stream_sha256(path: str | Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(_CHUNK):
             h.update(block)
     return h.hexdigest()
+
+
+#: A file whose last change is this close to the start of its hashing is not remembered.
+RACY_NS = 2_000_000_000
+
+
+def _stat_signature(st: os.stat_result) -> list[int]:
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+class DigestCache:
+    """sha256 digests of files, remembered while each file is provably unchanged.
+
+    An entry maps a file's resolved path to its stat signature (device, inode, size,
+    ``st_mtime_ns``, ``st_ctime_ns``) and digest. :meth:`sha256` returns the stored digest
+    only when the file's signature now is the stored one; otherwise it reads the file. See
+    the module docstring for why that is safe and for "racy" files, which are never stored.
+
+    Parameters
+    ----------
+    path
+        JSON file the entries are loaded from and written to by :meth:`save` (``None``: in
+        memory only). An unreadable or corrupt file is treated as empty.
+    """
+
+    VERSION = 1
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else None
+        self._lock = threading.Lock()
+        self.entries: dict[str, list] = self._read() if self.path is not None else {}
+        self.hits = 0
+        self.misses = 0
+        self._changed = False
+
+    def _read(self) -> dict[str, list]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        if not isinstance(data, dict) or data.get("version") != self.VERSION:
+            return {}
+        files = data.get("files")
+        return {k: v for k, v in files.items() if isinstance(v, list) and len(v) == 6} if \
+            isinstance(files, dict) else {}
+
+    def sha256(self, path: str | Path) -> str:
+        """The sha256 of the regular file ``path``, read only when not provably unchanged."""
+        key = os.path.realpath(path)
+        before = _stat_signature(os.stat(key))
+        with self._lock:
+            entry = self.entries.get(key)
+        if entry is not None and entry[:5] == before:
+            with self._lock:
+                self.hits += 1
+            return entry[5]
+        started = time.time_ns()
+        digest = _stream_sha256(key)
+        after = _stat_signature(os.stat(key))
+        with self._lock:
+            self.misses += 1
+            if after == before and max(after[3], after[4]) < started - RACY_NS:
+                self.entries[key] = [*after, digest]
+                self._changed = True
+            else:  # changed while or just before being read: do not vouch for it later
+                self.entries.pop(key, None)
+        return digest
+
+    def save(self) -> None:
+        """Merge the entries into :attr:`path` (atomically; entries of files that no longer
+        exist are dropped). Concurrent runs may lose each other's new entries, never their
+        correctness: a lost entry only means hashing that file again."""
+        if self.path is None or not self._changed:
+            return
+        with self._lock:
+            merged = {**self._read(), **self.entries}
+            merged = {k: v for k, v in merged.items() if os.path.exists(k)}
+            atomic_write_text(self.path, json.dumps({"version": self.VERSION,
+                                                     "files": merged}))
+            self._changed = False
+
+
+_active: dict[str, DigestCache | None] = {"cache": None}
+
+
+@contextlib.contextmanager
+def remembered_digests(path: str | Path | None) -> Iterator[DigestCache]:
+    """Within the block, :func:`sha256_file` (and all hashing built on it) in this process
+    uses a :class:`DigestCache` persisted at ``path``, saved when the block ends. Worker
+    processes started by the block hash without it. Blocks nest: an inner block keeps the
+    outer cache."""
+    if _active["cache"] is not None:
+        yield _active["cache"]
+        return
+    cache = DigestCache(path)
+    _active["cache"] = cache
+    try:
+        yield cache
+    finally:
+        _active["cache"] = None
+        try:
+            cache.save()
+        except OSError as exc:  # a cache that cannot be written only costs re-hashing
+            log.warning("could not save the file digest cache %s: %s", path, exc)
+        log.debug("file digests: %d remembered, %d read", cache.hits, cache.misses)
 
 
 def path_digest(path: str | Path) -> str:
