@@ -12,12 +12,13 @@ protocols), opens it in Debian's chromium (Playwright) and measures
 * the first load: navigation until the ROC draws its curves and the live metrics show, on a
   freshly started server (what the first visitor waits for), then a second load;
 * every kind of widget interaction, ``--repeat`` times each: a classifier, a feature set,
-  the protocol, the evaluation, the preset buttons, the threshold slider, a patient, a tab
-  revisit — from the input event to the changed page, in the browser; after each switch the
+  the protocol, the evaluation, the preset buttons, the threshold slider, a patient, a tab's
+  first visit and revisits — from the input event to the changed page, in the browser; after each switch the
   figures must draw exactly the selection (as the browser test checks).
 
 Prints each number beside its target and their ratio (first load <= 5 s, p95 <= 250 ms per
-interaction kind, on 2 cores; a ratio <= 1 meets it), writes the measurements to ``--out``
+interaction kind — preset buttons 500 ms, a tab's first visit 1.5 s — on 2 cores; a ratio <= 1
+meets it), writes the measurements to ``--out``
 (JSON), and exits 1 when any target is missed.
 """
 
@@ -38,11 +39,11 @@ from fixtures.browser import (  # noqa: E402 - after the path set-up
     CHROMIUM,
     EXACT,
     LOAD_TARGET_S,
-    P95_TARGET_MS,
     DashboardPage,
     Selection,
     assert_exact,
     chromium_page,
+    p95_target,
     panel_serve,
 )
 
@@ -106,9 +107,14 @@ def measure(run: Path, repeat: int) -> dict:
                             lambda f=fraction: dash.slide(f),
                             "(prev) => window.__wb.text('[data-metric=threshold]') !== prev",
                             before)
-        dash.tab("Patients").click()
-        page.wait_for_function("() => window.__wb.text('.tabulator-cell') !== null",
-                               timeout=60_000)
+        for name, ready in (
+                ("Clinical utility", "() => window.__wb.figure('Decision curves') !== null"),
+                ("Signatures", "() => window.__wb.titles().some(t => t.includes('selection'))"),
+                ("Explain", "() => window.__wb.titles().some(t => t.startsWith('SHAP'))"),
+                ("Cohort", "() => window.__wb.text('.wb-table') !== null"),
+                ("Audit", "() => window.__wb.text('[data-ibsi]') !== null"),
+                ("Patients", "() => window.__wb.text('.tabulator-cell') !== null")):
+            rec.measure("tab (first visit)", name, lambda n=name: dash.tab(n).click(), ready)
         cell = ".tabulator-cell[tabulator-field=patient_id]"
         for i in range(repeat):
             pid = dash.js(f"() => window.__wb.text('.tabulator-row:nth-child({2 + i % 5}) "
@@ -140,14 +146,15 @@ def main(argv: list[str] | None = None) -> int:
         run, what = _run_dir(args.run, Path(tmp))
         result = measure(run, args.repeat)
     result.update({"run": what, "cpus": os.cpu_count(),
-                   "targets": {"first_load_s": LOAD_TARGET_S, "p95_ms": P95_TARGET_MS}})
+                   "targets": {"first_load_s": LOAD_TARGET_S,
+                               "p95_ms": {k: p95_target(k) for k in result["p95_ms_by_kind"]}}})
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
 
     rows = [("first load (fresh server)", result["first_load_s"], LOAD_TARGET_S, "s"),
             ("second load", result["second_load_s"], LOAD_TARGET_S, "s")]
-    rows += [(f"p95 {kind}", ms, P95_TARGET_MS, "ms")
+    rows += [(f"p95 {kind}", ms, p95_target(kind), "ms")
              for kind, ms in result["p95_ms_by_kind"].items()]
     print(f"run: {what}; {os.cpu_count()} CPUs; {args.repeat} repetitions")
     print(f"{'measure':32} {'value':>9} {'target':>8} {'ratio':>6}")

@@ -355,7 +355,8 @@ def test_dashboard_builds_for_notebooks_and_serving(store):
 
 def test_signatures_detail_one_block_at_a_time(state, store):
     state.show_all("feature_sets")
-    assert state.blocks == store.blocks("honest") and len(state.blocks) >= 2
+    assert sorted(state.blocks) == sorted(store.blocks("honest")) and len(state.blocks) >= 2
+    assert state.block == state.blocks[0] == "radiomics"
     view = V.SignaturesView(state)
     for block in state.blocks:
         state.block = block
@@ -365,3 +366,18 @@ def test_signatures_detail_one_block_at_a_time(state, store):
     state.feature_sets = ["clinical"]  # no image block drawn
     assert state.block is None and state.blocks == []
     assert "clinical only" in texts(view.lasso())[0]
+
+
+def test_calibration_follows_the_reference_in_place(state, store):
+    from workbench.evaluation.calibration import reliability_curve
+
+    state.show_all("classifiers")
+    util = V.UtilityView(state)
+    fig = util.calibration().object
+    for name in [n for n in state.param.reference.objects if n][:3]:
+        state.reference = name
+        ev = store.model(state.protocol, state.evaluation, *state.reference_model)
+        bins = reliability_curve(ev.y, ev.p, n_bins=5)
+        assert util._calibration.fig is fig  # updated in place, not redrawn
+        assert util._calibration.source.data["observed"] == bins["observed"].tolist()
+        assert name in fig.title.text and f"{state.protocol} protocol" in fig.title.text

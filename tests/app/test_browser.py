@@ -12,7 +12,8 @@ protocol or evaluation, no stray line. It also checks the leakage warning, the t
 First load and the latency of every interaction (input event → changed page, measured in the
 browser) go to ``test-artifacts/dashboard_latency.json``, screenshots of every tab to
 ``test-artifacts/screenshots/``. The test fails above 4× the targets (first load 5 s,
-p95 250 ms per interaction kind): generous for shared CI cores, tight enough that a 30 s
+p95 250 ms per interaction kind; preset buttons 500 ms and first visits of a tab 1.5 s, see
+``fixtures.browser.BULK_TARGETS_MS``): generous for shared CI cores, tight enough that a 30 s
 load cannot pass. ``benchmarks/dashboard.py`` holds the targets themselves. Chromium is
 required: ``.ci/run`` installs it; without it the test fails, saying how to install it
 (``-m "not ui"`` leaves the browser tests out).
@@ -30,11 +31,11 @@ from fixtures.browser import (
     ARTIFACTS,
     EXACT,
     LOAD_TARGET_S,
-    P95_TARGET_MS,
     DashboardPage,
     Selection,
     assert_exact,
     chromium_page,
+    p95_target,
     panel_serve,
     require_chromium,
 )
@@ -166,7 +167,8 @@ def test_dashboard_at_demo_size_in_a_real_browser(demo_run_dir, demo_run_facts):
     summary = {
         "run": "demo-size fixture: 163 patients, 12 feature sets x 10 classifiers, honest + "
                "paper", "machine_cpus": os.cpu_count(),
-        "targets": {"first_load_s": LOAD_TARGET_S, "p95_ms": P95_TARGET_MS},
+        "targets": {"first_load_s": LOAD_TARGET_S,
+                    "p95_ms": {k: p95_target(k) for k in p95}},
         "ceiling": f"test fails above {CEILING} x target",
         "server_start_s": server_start_s, "first_load_s": round(load_s, 2),
         "p95_ms_by_kind": p95,
@@ -179,7 +181,5 @@ def test_dashboard_at_demo_size_in_a_real_browser(demo_run_dir, demo_run_facts):
     assert not dialogs, dialogs  # the <script> id never ran
     assert "could not" not in body
     assert load_s <= CEILING * LOAD_TARGET_S, summary
-    slow = {k: v for k, v in p95.items() if k != "tab (first visit)" and
-            v > CEILING * P95_TARGET_MS}
+    slow = {k: v for k, v in p95.items() if v > CEILING * p95_target(k)}
     assert not slow, summary
-    assert p95.get("tab (first visit)", 0) <= CEILING * 1000, summary

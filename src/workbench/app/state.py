@@ -12,7 +12,7 @@ import param
 
 from workbench.app.store import EVALUATIONS, DataStore
 from workbench.evaluation.display import default_selection
-from workbench.names import FEATURE_SETS
+from workbench.names import FEATURE_SETS, NETWORK_NAMES
 from workbench.plots import model_name
 
 __all__ = ["DashboardState", "blocks_of"]
@@ -20,12 +20,13 @@ __all__ = ["DashboardState", "blocks_of"]
 
 def blocks_of(feature_sets: list[str], available: list[str]) -> list[str]:
     """Selection blocks (``radiomics``, ``resnet50``, ...) used by ``feature_sets``, among
-    ``available``, in ``available`` order."""
+    ``available``: radiomics, kinetic, then the networks in registry order, then any other."""
     wanted: set[str] = set()
     for fs in feature_sets:
         spec = FEATURE_SETS.get(fs)
         wanted |= set(spec.blocks) if spec is not None else {fs}
-    return [b for b in available if b in wanted]
+    order = {b: i for i, b in enumerate(("radiomics", "kinetic", *NETWORK_NAMES))}
+    return sorted((b for b in available if b in wanted), key=lambda b: order.get(b, len(order)))
 
 
 def _model_name(feature_set: str, classifier: str) -> str:
@@ -135,18 +136,14 @@ class DashboardState(param.Parameterized):
         """Keep ``reference`` among the drawn models, ``patient`` among the evaluated
         patients and ``block`` among the drawn blocks (keeping the current choice when it is
         still valid)."""
-        names = list(self.model_names)
-        self.param.reference.objects = names
-        if self.reference not in names:
-            self.reference = names[0] if names else None
-        patients = self._store.patients(self.protocol, self.evaluation)
-        self.param.patient.objects = patients
-        if self.patient not in patients:
-            self.patient = patients[0] if patients else None
-        blocks = self.blocks
-        self.param.block.objects = blocks
-        if self.block not in blocks:
-            self.block = blocks[0] if blocks else None
+        for name, choices in (("reference", list(self.model_names)),
+                              ("patient", self._store.patients(self.protocol, self.evaluation)),
+                              ("block", self.blocks)):
+            now = [o for o in self.param[name].objects if o is not None]
+            if now != choices:  # unchanged: no widget update
+                self.param[name].objects = choices
+            if getattr(self, name) not in choices:
+                setattr(self, name, choices[0] if choices else None)
 
     @property
     def blocks(self) -> list[str]:

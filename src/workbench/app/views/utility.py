@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import holoviews as hv
 import numpy as np
 import pandas as pd
 import param
 
+from workbench.app.views._calibration import CalibrationFigure
 from workbench.app.views._common import View, fmt, html_table, note_html, safe_figure, safe_html
 from workbench.app.views._curves import CurveFigure, curves_title, drawn_curves
-from workbench.plots import calibration_curve
+from workbench.evaluation.calibration import reliability_curve
 
 __all__ = ["UtilityView"]
 
@@ -71,19 +71,36 @@ class UtilityView(View):
         if self._curves is not None:
             self._curves.move_marker(self.state.threshold)
 
-    @param.depends(*_MODEL_DEPS, "state.reference")
+    _calibration: CalibrationFigure | None = None
+
+    @param.depends("state")
     @safe_figure
-    def calibration(self) -> hv.Overlay:
-        """Reliability curve of the reference model (Wilson intervals per bin)."""
+    def calibration(self):
+        """Reliability curve of the reference model (5 quantile bins, Wilson intervals): one
+        Bokeh figure per session whose points follow the reference, the protocol and the
+        evaluation (:meth:`_sync_calibration`)."""
+        if self._calibration is None:
+            self._calibration = CalibrationFigure()
+        self._sync_calibration()
+        return self._calibration.pane
+
+    @param.depends(*_MODEL_DEPS, "state.reference", watch=True)
+    def _sync_calibration(self) -> None:
+        if self._calibration is None:
+            return
         s = self.state
         ref = s.reference_model
         if ref is None:
-            return hv.Overlay([]).opts(title="No reference model")
-        return self.store.figure(
-            "calibration", lambda: calibration_curve(
-                self.store.run.predictions, protocol=s.protocol, split=s.evaluation,
-                feature_set=ref[0], classifier=ref[1], weights_label=self.weights),
-            s.protocol, s.evaluation, ref)
+            self._calibration.show(pd.DataFrame(columns=list(self._calibration.source.data)),
+                                   label="no model", title="Calibration — no reference model")
+            return
+        ev = self.store.model(s.protocol, s.evaluation, *ref)
+        bins = self.store.cached(("calibration", s.protocol, s.evaluation, *ref),
+                                 lambda: reliability_curve(ev.y, ev.p, n_bins=5))
+        title = curves_title(f"Calibration — {ev.key.name}", s,
+                             f"({len(bins)} quantile bins, n={ev.n})", [])
+        self._calibration.show(bins, label=f"{ev.key.name} (Brier {ev.brier:.3f})",
+                               title=title)
 
     @param.depends(*_MODEL_DEPS)
     @safe_html
