@@ -54,8 +54,10 @@ class CalibrationFigure:
         import panel as pn
 
         self.source.data = {c: bins[c].tolist() for c in self.source.data}
+        from bokeh.core.properties import value
+
         if getattr(self.legend.items[0].label, "value", None) != label:
-            self.legend.items[0].label = label
+            self.legend.items[0].label = value(label)  # a plain string would name a column
         if self.fig.title.text != title:
             self.fig.title.text = title
         pn.io.push_notebook(self.pane)

@@ -183,5 +183,5 @@ def _delong_cell(store, state, model: tuple[str, str], ref: tuple[str, str] | No
     if test is None:
         return "n/a (too few shared patients)"
     diff = test.auc1 - test.auc2
-    p = "< 0.001" if test.p_value < 0.001 else f"{test.p_value:.3f}"
-    return f"ΔAUC {diff:+.2f}, p = {p}"
+    p = "p < 0.001" if test.p_value < 0.001 else f"p = {test.p_value:.3f}"
+    return f"ΔAUC {diff:+.2f}, {p}"

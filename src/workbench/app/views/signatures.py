@@ -50,9 +50,11 @@ class SignaturesView(View):
 
         def build():
             sig = self.store.run.signatures
-            return signature_boxplots(sig[sig["block"].astype(str) == block],
-                                      self.store.run.labels, protocol=s.protocol,
-                                      split=s.evaluation, weights_label=self.weights)
+            layout = signature_boxplots(sig[sig["block"].astype(str) == block],
+                                        self.store.run.labels, protocol=s.protocol,
+                                        split=s.evaluation, weights_label=self.weights)
+            return layout.values()[0]  # one block: its panel, not a one-panel grid
+
         return self.store.figure("boxplots", build, s.protocol, s.evaluation, block)
 
     @param.depends(*_DEPS)

@@ -97,8 +97,8 @@ class UtilityView(View):
         ev = self.store.model(s.protocol, s.evaluation, *ref)
         bins = self.store.cached(("calibration", s.protocol, s.evaluation, *ref),
                                  lambda: reliability_curve(ev.y, ev.p, n_bins=5))
-        title = curves_title(f"Calibration — {ev.key.name}", s,
-                             f"({len(bins)} quantile bins, n={ev.n})", [])
+        title = (f"Calibration — {ev.key.name}\n" + curves_title("", s, f"({len(bins)} "
+                 f"quantile bins, n={ev.n})", []).removeprefix(" — "))
         self._calibration.show(bins, label=f"{ev.key.name} (Brier {ev.brier:.3f})",
                                title=title)
 
