@@ -94,3 +94,45 @@ def test_the_cli_prints_the_report_without_a_traceback(tmp_path, capsys):
     assert "Traceback" not in out.out + out.err
     assert out.out.count("  - ERROR: ") == 2 * 7
     assert "passing image QC       : 1" in out.out
+
+
+@pytest.mark.timeout(180)
+def test_stored_results_are_reused_until_an_input_or_the_cap_changes(tmp_path, monkeypatch):
+    import numpy as np
+
+    from workbench.cohort import check
+
+    cohort = load_manifest(_hostile_cohort(tmp_path))
+    store = tmp_path / "qc"
+    unstored = check_cohort(cohort, jobs=1, progress=False)
+    first = check_cohort(cohort, jobs=1, progress=False, store=store)
+    checked = []
+    real = check.check_patient
+
+    def counting(row, *args):
+        checked.append(row["patient_id"])
+        return real(row, *args)
+
+    monkeypatch.setattr(check, "check_patient", counting)
+    second = check_cohort(cohort, jobs=1, progress=False, store=store)
+    assert checked == ["FIFO"]  # an input that cannot be hashed is checked every time
+    for report in (first, second):  # the stored results are exactly the computed ones
+        pd.testing.assert_frame_equal(report.images, unstored.images)
+        assert report.problems == unstored.problems
+
+    good = Path(cohort.df.set_index("patient_id").loc["GOOD", "image_early"])
+    image = sitk.ReadImage(str(good))
+    arr = sitk.GetArrayFromImage(image).astype(np.float32)
+    arr[0, 0, 0] = np.nan
+    changed = sitk.GetImageFromArray(arr)
+    changed.CopyInformation(image)
+    sitk.WriteImage(changed, str(good))
+    checked.clear()
+    third = check_cohort(cohort, jobs=1, progress=False, store=store)
+    assert sorted(checked) == ["FIFO", "GOOD"]
+    (nan,) = [p for p in third.problems if p.patient_id == "GOOD"]
+    assert "phase 'early' has 1 NaN/inf voxels" in nan.message and nan.file == str(good)
+
+    checked.clear()
+    check_cohort(cohort, jobs=1, progress=False, store=store, max_voxels=100)
+    assert sorted(checked) == sorted(cohort.imaging_ready()["patient_id"])

@@ -250,3 +250,30 @@ def test_empty_cohort_gives_empty_table(tmp_path):
     result = preprocess_cohort(cohort_of(tmp_path, [row]), tmp_path / "pre", progress=False)
     assert result.table.empty and "image_pre" in result.table.columns
     assert [p.patient_id for p in result.problems] == ["only"]
+
+
+def test_a_warm_rerun_starts_no_job_and_a_rewritten_input_recomputes_its_patient(
+        good_cohort, tmp_path, monkeypatch):
+    out = tmp_path / "pre"
+    first = preprocess_cohort(good_cohort, out, settings=FAST, progress=False)
+    started = []
+    real = pipeline._process_one
+
+    def counting(pid, *args):
+        started.append(pid)
+        return real(pid, *args)
+
+    monkeypatch.setattr(pipeline, "_process_one", counting)
+    warm = preprocess_cohort(good_cohort, out, settings=FAST, progress=False)
+    assert started == [] and (warm.n_computed, warm.n_cached) == (0, len(first.table))
+    cols = [c for c in first.table.columns if c != "cached"]
+    pd.testing.assert_frame_equal(warm.table[cols], first.table[cols])
+
+    late = Path(good_cohort.df.set_index("patient_id").loc["P1", "image_late"])
+    image = sitk.ReadImage(str(late))
+    write_image(sitk.Cast(image, sitk.sitkFloat32) * 2.0, late)
+    changed = preprocess_cohort(good_cohort, out, settings=FAST, progress=False)
+    assert started == ["P1"] and (changed.n_computed, changed.n_cached) == (1, 2)
+    keys = changed.table.set_index("patient_id")["cache_key"]
+    before = first.table.set_index("patient_id")["cache_key"]
+    assert keys["P1"] != before["P1"] and keys.drop("P1").equals(before.drop("P1"))

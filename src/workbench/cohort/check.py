@@ -9,8 +9,12 @@ another phase's file again is its own line, naming that file.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,7 +23,14 @@ import SimpleITK as sitk
 from workbench.batch import Job, run_batch
 from workbench.cohort.table import MASK_COLUMN, CohortTable, Problem, image_column
 from workbench.errors import WorkbenchError
-from workbench.hashing import identical_inputs
+from workbench.files import atomic_write_text
+from workbench.hashing import (
+    code_digest,
+    digest_many,
+    identical_inputs,
+    json_digest,
+    split_selector,
+)
 from workbench.imaging.geometry import align_mask, check_mask, describe, grid_mismatches
 from workbench.imaging.io import read_image
 
@@ -95,31 +106,103 @@ def check_patient(row: pd.Series, phases: tuple[str, ...],
     return record, problems
 
 
+#: Code whose source shapes a patient's QC result (part of every QC cache key).
+QC_CODE = ("cohort/check", "cohort/table", "imaging", "hashing")
+
+
 def check_cohort(cohort: CohortTable, *, jobs: int = 1, progress: bool = True,
-                 max_voxels: int | None = None) -> QCReport:
+                 max_voxels: int | None = None, store: str | Path | None = None) -> QCReport:
     """Check every patient with complete paths (in parallel); never stops early.
 
     ``max_voxels`` caps the voxels of every image, checked from its header before it is read
     (``None``: :data:`~workbench.imaging.header.DEFAULT_MAX_VOXELS`; the run config's
     ``limits.max_voxels``).
+
+    ``store``: a folder of QC results keyed by everything :func:`check_patient` depends on
+    (:func:`qc_key`: the patient's row, the contents of its input files, ``max_voxels``, the
+    SimpleITK version and the QC code); a patient whose key is stored is not read again.
+    Unforeseen failures are never stored. ``None``: every patient is checked.
     """
     ready = cohort.imaging_ready()
+    rows = [row for _, row in ready.iterrows()]
+    keys = _qc_keys(rows, cohort.phases, max_voxels) if store is not None else [None] * len(rows)
+    results: dict[int, tuple[dict, list[Problem]]] = {}
+    for i, key in enumerate(keys):
+        if key is not None and (found := _load_qc(Path(store), key)) is not None:
+            results[i] = found
     work = [Job(str(row["patient_id"]), check_patient, (row, cohort.phases, max_voxels),
                 step="qc", tag=i)
-            for i, (_, row) in enumerate(ready.iterrows())]
-    done = sorted(run_batch(work, workers=jobs, progress=progress, desc="QC"),
-                  key=lambda o: o.job.tag)
-    records, problems = [], []
-    for outcome in done:
+            for i, row in enumerate(rows) if i not in results]
+    for outcome in run_batch(work, workers=jobs, progress=progress, desc="QC",
+                             done_before=len(results)):
+        i = outcome.job.tag
         if outcome.ok:
-            record, found = outcome.value
+            results[i] = outcome.value
+            if keys[i] is not None:
+                _save_qc(Path(store), keys[i], *outcome.value)
         else:  # check_patient records what it expects; this is the unforeseen
             p = outcome.problem
-            record = {"patient_id": outcome.job.patient_id}
-            found = [Problem(p["patient_id"], p["step"], p["message"], p["file"])]
-        records.append(record)
-        problems.extend(found)
+            results[i] = ({"patient_id": outcome.job.patient_id},
+                          [Problem(p["patient_id"], p["step"], p["message"], p["file"])])
+    records = [results[i][0] for i in range(len(rows))]
+    problems = [p for i in range(len(rows)) for p in results[i][1]]
     return QCReport(cohort=cohort, images=pd.DataFrame(records), problems=problems)
+
+
+def qc_key(row: pd.Series, phases: tuple[str, ...], max_voxels: int | None,
+           digests: dict[str, str], code: str) -> str | None:
+    """The key of a patient's QC result: every cell :func:`check_patient` reads, each input's
+    path, resolved path (symbolic links followed) and content digest, ``max_voxels``, the
+    SimpleITK version and ``code`` (:data:`QC_CODE`). ``None`` when an input has no digest
+    in ``digests`` (missing, unreadable or not a regular file: checked every time)."""
+    inputs = {}
+    for name, col in [(f"phase '{p}'", image_column(p)) for p in phases] + [
+            ("tumour mask", MASK_COLUMN)]:
+        spec = str(row[col])
+        digest = digests.get(spec)
+        if not isinstance(digest, str):
+            return None
+        inputs[name] = [spec, os.path.realpath(split_selector(spec)[0]), digest]
+    space = row.get("mask_space")
+    return json_digest({"patient_id": str(row["patient_id"]), "phases": list(phases),
+                        "inputs": inputs, "mask_space": space if isinstance(space, str) else None,
+                        "max_voxels": max_voxels, "simpleitk": sitk.Version_VersionString(),
+                        "code": code})
+
+
+def _qc_keys(rows: list[pd.Series], phases: tuple[str, ...],
+             max_voxels: int | None) -> list[str | None]:
+    specs = [str(row[c]) for row in rows for c in [image_column(p) for p in phases] +
+             [MASK_COLUMN]]
+    digests = digest_many(specs)
+    code = code_digest(QC_CODE)
+    return [qc_key(row, phases, max_voxels, digests, code) for row in rows]
+
+
+def _load_qc(store: Path, key: str) -> tuple[dict, list[Problem]] | None:
+    try:
+        data = json.loads((store / f"{key}.json").read_text(encoding="utf-8"))
+        record = {k: tuple(v) if isinstance(v, list) else v for k, v in data["record"].items()}
+        return record, [Problem(**p) for p in data["problems"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # absent or unreadable: check the patient again
+
+
+def _save_qc(store: Path, key: str, record: dict, problems: list[Problem]) -> None:
+    if any(isinstance(v, list) for v in record.values()):
+        return  # a list would come back as a tuple: keep the result exact, do not store it
+    try:
+        atomic_write_text(store / f"{key}.json", json.dumps(
+            {"record": record, "problems": [dataclasses.asdict(p) for p in problems]},
+            default=_plain))
+    except (OSError, TypeError, ValueError) as exc:  # a cache that cannot be written costs time
+        log.warning("could not store the QC result %s in %s: %s", key, store, exc)
+
+
+def _plain(value):
+    if isinstance(value, np.integer | np.floating | np.bool_):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
 def format_report(report: QCReport) -> str:

@@ -37,7 +37,7 @@ import SimpleITK as sitk
 from workbench.batch import Job, n_workers, run_batch
 from workbench.cohort.table import MASK_COLUMN, CohortTable, Problem, image_column, problems_frame
 from workbench.errors import ImageError, WorkbenchError
-from workbench.hashing import code_digest, input_digest
+from workbench.hashing import code_digest, digest_many, input_digest
 from workbench.imaging.io import write_image
 from workbench.imaging.preprocess import PreprocessSettings, preprocess_patient
 
@@ -88,12 +88,16 @@ class PreprocessResult:
 
 # --------------------------------------------------------------------------- cache key
 def cache_key(paths: Mapping[str, str], mask_path: str, settings: PreprocessSettings,
-              mask_space: str = "grid", code: str | None = None) -> str:
+              mask_space: str = "grid", code: str | None = None,
+              digests: Mapping[str, str] | None = None) -> str:
     """Key of one patient's output folder (see module docstring); 24 hex digits.
 
     ``code`` is :func:`preprocess_code_digest`, computed here when not given (a cohort run
-    computes it once, so every patient of the run is keyed by the same code)."""
+    computes it once, so every patient of the run is keyed by the same code). ``digests``
+    maps input specs to their :func:`~workbench.hashing.input_digest` when already known (a
+    cohort run hashes every input once, in parallel); the others are hashed here."""
     code = preprocess_code_digest() if code is None else code
+    digests = digests or {}
     h = hashlib.sha256()
     h.update(f"settings={settings.key()};sitk={sitk.Version_VersionString()};"
              f"code={code}".encode())
@@ -102,7 +106,7 @@ def cache_key(paths: Mapping[str, str], mask_path: str, settings: PreprocessSett
     seen: dict[str, str] = {}
     for name, spec in list(paths.items()) + [(MASK_COLUMN, mask_path)]:
         what = "tumour mask" if name == MASK_COLUMN else f"phase '{name}'"
-        digest = input_digest(spec, what=what)
+        digest = digests.get(spec) or input_digest(spec, what=what)
         if digest in seen:  # as cohort QC: one file is not two acquisitions
             raise ImageError(f"{what} and {seen[digest]} are the same input (identical "
                              "content); each phase must be its own acquisition: fix the cohort "
@@ -150,12 +154,12 @@ def _row(pid: str, folder: Path, meta: dict, cached: bool) -> dict:
 
 def _process_one(pid: str, paths: dict[str, str], mask_path: str, settings: PreprocessSettings,
                  out_dir: Path, mask_space: str = "grid", code: str | None = None,
-                 max_voxels: int | None = None) -> dict:
+                 max_voxels: int | None = None, key: str | None = None) -> dict:
     """Preprocess one patient into the cache (a :func:`~workbench.batch.run_batch` job);
-    returns its table row."""
+    returns its table row. ``key``: its :func:`cache_key`, when already computed."""
     phases = list(paths)
     code = preprocess_code_digest() if code is None else code
-    key = cache_key(paths, mask_path, settings, mask_space, code)
+    key = cache_key(paths, mask_path, settings, mask_space, code) if key is None else key
     folder = out_dir / key
     meta = _load_done(folder, phases)
     if meta is not None:
@@ -192,6 +196,24 @@ def _sitk_version() -> str:
 
 
 # --------------------------------------------------------------------------- cohort
+def _known_keys(tasks: list[tuple[str, dict[str, str], str, str]], settings: PreprocessSettings,
+                code: str) -> list[tuple[str, dict[str, str], str, str, str | None]]:
+    """Every task with its :func:`cache_key`, all inputs hashed at once (threads; the
+    digest cache, when one is active, spares unchanged files); ``None`` where an input
+    cannot be hashed or the key is refused: the patient's job computes it again and reports
+    why, as it always has."""
+    digests = digest_many(spec for _, paths, mask, _ in tasks for spec in [*paths.values(), mask])
+    known = {spec: d for spec, d in digests.items() if isinstance(d, str)}
+    out = []
+    for pid, paths, mask, space in tasks:
+        try:
+            key = cache_key(paths, mask, settings, space, code, digests=known)
+        except WorkbenchError:
+            key = None
+        out.append((pid, paths, mask, space, key))
+    return out
+
+
 def preprocess_cohort(cohort: CohortTable, out_dir: str | Path, *,
                       settings: PreprocessSettings | None = None, jobs: int = 1,
                       scheduler: Any = None, progress: bool = True,
@@ -241,12 +263,19 @@ def preprocess_cohort(cohort: CohortTable, out_dir: str | Path, *,
     log.info("preprocessing %d patients (%d skipped) into %s with %d job(s), settings %s",
              len(tasks), len(problems), out, n_workers(jobs, len(tasks)), settings.key())
     code = preprocess_code_digest()
-    work = [Job(pid, _process_one, (pid, paths, mask, settings, out, space, code, max_voxels),
-                step="preprocess") for pid, paths, mask, space in tasks]
     rows, counts = [], {"computed": 0, "cached": 0, "failed": 0}
+    work = []
+    for pid, paths, mask, space, key in _known_keys(tasks, settings, code):
+        meta = None if key is None else _load_done(out / key, list(paths))
+        if meta is not None:  # in the cache: no worker needed
+            rows.append(_row(pid, out / key, meta, True))
+            counts["cached"] += 1
+            continue
+        work.append(Job(pid, _process_one, (pid, paths, mask, settings, out, space, code,
+                                            max_voxels, key), step="preprocess"))
     for outcome in run_batch(work, workers=jobs, scheduler=scheduler,
                              itk_threads=settings.itk_threads, progress=progress,
-                             desc="preprocess"):
+                             desc="preprocess", done_before=counts["cached"]):
         if outcome.ok:
             rows.append(outcome.value)
             counts["cached" if outcome.value["cached"] else "computed"] += 1

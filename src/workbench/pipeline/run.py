@@ -2,9 +2,10 @@
 
 cohort -> image QC -> preprocessing -> features (radiomics | kinetic | deep) -> models (honest
 and paper protocols) -> null audit -> IBSI conformance -> Table 1 -> run manifest -> HTML
-report. Images and features are cached by content, the models and the audit by their inputs,
-settings and code, so a warm rerun only re-reads and re-checks. The layout of the run
-directory is :mod:`workbench.rundir`.
+report. Images and features are cached by content, QC results, the models, the audit and the
+report by their inputs, settings and code, and file digests by each file's identity and time
+stamps (:class:`~workbench.hashing.DigestCache`), so a warm rerun only re-reads and re-checks.
+The layout of the run directory is :mod:`workbench.rundir`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from workbench.config import RunConfig
 from workbench.errors import WorkbenchError
 from workbench.evaluation.summary import headline
 from workbench.features.extract import FeatureResult
+from workbench.hashing import remembered_digests
 from workbench.pipeline.manifest import manifest_stage
 from workbench.pipeline.models import ModelStageResult, audit_stage, model_stage
 from workbench.pipeline.preprocess import PreprocessResult
@@ -89,7 +91,10 @@ def run_pipeline(cfg: RunConfig, *, out: Path | None = None, cache_dir: Path | N
     out
         Run directory (default ``data/runs/<cfg.name>``).
     cache_dir
-        Content-addressed caches (default ``data/interim``); safe to share between runs.
+        Caches (default ``data/interim``): preprocessed images and features by content, QC
+        results by their inputs' contents and code, and the file digests of
+        :class:`~workbench.hashing.DigestCache` (``file_digests.json``); safe to share
+        between runs.
     jobs
         Parallel workers (default ``cfg.jobs``).
     scheduler
@@ -108,12 +113,23 @@ def run_pipeline(cfg: RunConfig, *, out: Path | None = None, cache_dir: Path | N
     run = RunDir(Path(out) if out else default_run_dir(cfg))
     run.root.mkdir(parents=True, exist_ok=True)
     cache = Path(cache_dir) if cache_dir else default_cache()
-    timings: dict[str, float] = {}
+    # Images are hashed by several stages and the manifest; unchanged files only once ever.
+    with remembered_digests(cache / DIGESTS_FILE):
+        return _run_stages(cfg, run, cache, jobs=jobs, scheduler=scheduler, progress=progress)
 
+
+#: The file digest cache of a run (:class:`~workbench.hashing.DigestCache`) in the cache folder.
+DIGESTS_FILE = "file_digests.json"
+
+
+def _run_stages(cfg: RunConfig, run: RunDir, cache: Path, *, jobs: int, scheduler,
+                progress: bool) -> RunResult:
+    timings: dict[str, float] = {}
     with _timed(timings, "cohort"):
         cohort = cohort_stage(cfg, jobs=jobs, progress=progress)
     with _timed(timings, "qc"):
-        qc_stage(cohort, run, jobs=jobs, progress=progress, max_voxels=cfg.limits.max_voxels)
+        qc_stage(cohort, run, jobs=jobs, progress=progress, max_voxels=cfg.limits.max_voxels,
+                 store=cache / "qc")
     with _timed(timings, "preprocess"):
         pre = preprocess_stage(cohort, cfg, cache / "preprocessed", jobs=jobs,
                                progress=progress)

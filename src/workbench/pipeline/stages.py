@@ -87,10 +87,14 @@ def _synthetic_matches(path: Path, n: int, seed: int) -> bool:
 
 
 def qc_stage(cohort: CohortTable, run: RunDir | None = None, *, jobs: int = 1,
-             progress: bool = True, max_voxels: int | None = None) -> QCReport:
+             progress: bool = True, max_voxels: int | None = None,
+             store: Path | None = None) -> QCReport:
     """Image QC of every patient; problems recorded on the cohort, images table in the run.
-    ``max_voxels``: the run config's ``limits.max_voxels`` (``None``: the default cap)."""
-    qc = check_cohort(cohort, jobs=jobs, progress=progress, max_voxels=max_voxels)
+    ``max_voxels``: the run config's ``limits.max_voxels`` (``None``: the default cap).
+    ``store``: QC results keyed by their inputs' contents and the QC code (see
+    :func:`~workbench.cohort.check.check_cohort`; ``None``: every patient is read)."""
+    qc = check_cohort(cohort, jobs=jobs, progress=progress, max_voxels=max_voxels,
+                      store=store)
     if run is not None:
         run.write("qc_images", qc.images)
     cohort.add_problems(qc.problems)
