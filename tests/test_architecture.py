@@ -65,8 +65,11 @@ ONLY_IMPORTS: dict[str, tuple[str, ...]] = {
 #: Modules (a package: all its modules) whose imports are inside functions by design:
 #: ``workbench --help`` must not load the stages.
 LAZY_BY_DESIGN: frozenset[str] = frozenset({"workbench.cli"})
-#: Other function-level imports of workbench modules, ``(importer, imported)``: keep empty.
-FUNCTION_LEVEL_ALLOWED: frozenset[tuple[str, str]] = frozenset()
+#: Other function-level imports of workbench modules, ``(importer, imported)``: keep it short.
+#: The report stage imports the report (HoloViews, Bokeh, Panel: seconds) only when it
+#: rebuilds it, so a warm run with a current report does not pay for them.
+FUNCTION_LEVEL_ALLOWED: frozenset[tuple[str, str]] = frozenset({
+    ("workbench.pipeline.stages", "workbench.report")})
 #: Third-party libraries that may be imported inside functions: slow to import and needed
 #: by one optional path only (a network, a classifier, SHAP, saved models, the dashboard and
 #: its figures, a browser, a cluster, PyRadiomics, DICOM / NIfTI-fallback readers). The core
@@ -306,3 +309,13 @@ def test_the_cli_starts_without_the_stack():
     loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                 check=True).stdout.split())
     assert not loaded & NOT_FOR_HELP, f"import workbench.cli loads {sorted(loaded & NOT_FOR_HELP)}"
+
+
+def test_a_run_loads_no_plotting_stack_until_it_builds_a_report():
+    """A warm run whose report is current never imports HoloViews, Bokeh or Panel (seconds)."""
+    code = ("import sys, workbench.cli.commands, workbench.pipeline.run; print(' '.join(sorted("
+            "{m.split('.')[0] for m in sys.modules})))")
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                check=True).stdout.split())
+    plotting = {"holoviews", "bokeh", "panel"}
+    assert not loaded & plotting, f"the pipeline imports {sorted(loaded & plotting)}"

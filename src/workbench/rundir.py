@@ -134,6 +134,7 @@ RUN_FILES: dict[str, RunFile] = {
     "audit_key": RunFile("audit/stage_key.json", "audit", "null audit cache key",
                          optional=True),
     "report": RunFile("report.html", "report", "standalone HTML report", optional=True),
+    "report_key": RunFile("report.key.json", "report", "report cache key", optional=True),
 }
 
 #: File names whose presence marks a complete stage folder (the stage-cache check).

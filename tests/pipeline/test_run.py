@@ -89,7 +89,8 @@ def test_every_file_of_the_run_is_in_the_contract(tiny_run):
 
 
 def test_rerun_uses_every_cache(tiny_run):
-    cfg, root, _ = tiny_run
+    cfg, root, first = tiny_run
+    report_stat = (first.report.stat().st_ino, first.report.stat().st_mtime_ns)
     again = run_pipeline(cfg, out=root / "run", cache_dir=root / "cache", progress=False)
     assert any(f"preprocessed {N} (0 computed, {N} cached)" in line for line in again.summary)
     assert any(f"radiomics: 1702 features x {N} patients (0 computed" in line
@@ -97,6 +98,8 @@ def test_rerun_uses_every_cache(tiny_run):
     assert "models: inputs, settings and code unchanged; outputs reused" in again.summary
     assert "null audit: inputs, settings and code unchanged; outputs reused" in again.summary
     assert again.report is not None and again.report.is_file()
+    assert (again.report.stat().st_ino, again.report.stat().st_mtime_ns) == report_stat
+    assert len(list((root / "cache" / "qc").glob("*.json"))) == N  # QC results by content
 
 
 def test_model_cache_key_follows_inputs_settings_and_code(tiny_run, monkeypatch):
@@ -128,6 +131,55 @@ def test_model_cache_key_follows_inputs_settings_and_code(tiny_run, monkeypatch)
     assert not current(outputs=(*MODEL_OUTPUTS, "not_written.parquet"))
     monkeypatch.setattr(stage_cache, "code_digest", lambda packages: "edited code")
     assert not current()  # the modelling code changed
+
+
+def test_the_report_is_rebuilt_only_when_what_it_shows_changes(tiny_run, tmp_path,
+                                                              monkeypatch):
+    import shutil
+
+    import workbench.report
+    from workbench.pipeline import stages
+    from workbench.rundata import RunData
+
+    cfg, _, result = tiny_run
+    run = tmp_path / "run"
+    shutil.copytree(result.run_dir, run)
+    report, manifest_file = run / "report.html", run / "run_manifest.json"
+    builds, read = [], []
+    real_build, real_read = workbench.report.build_report, RunData.read
+    monkeypatch.setattr(workbench.report, "build_report", lambda *a, **k: (
+        builds.append(a), real_build(*a, **k))[1])
+    monkeypatch.setattr(RunData, "read", lambda self, name, **k: (read.append(name),
+                                                                  real_read(self, name, **k))[1])
+    kept = (report.stat().st_ino, report.stat().st_mtime_ns)
+    assert stages.report_stage(run) == report and builds == []  # copied with its key
+
+    manifest = json.loads(manifest_file.read_text())
+    manifest.update(created_utc="2031-01-01T00:00:00+00:00", command=["elsewhere"],
+                    stages_seconds={name: 1e6 for name in manifest["stages_seconds"]})
+    for facts in manifest["features"].values():
+        facts.update(seconds=1e6, cached=facts["computed"], computed=0)
+    manifest["models"].update(seconds=1e6, cached=not manifest["models"]["cached"])
+    manifest_file.write_text(json.dumps(manifest))  # only how the run went: nothing shown
+    assert stages.report_stage(run) == report and builds == []
+    assert (report.stat().st_ino, report.stat().st_mtime_ns) == kept
+
+    key = stages.report_key(run)
+    manifest_file.write_text(json.dumps({**manifest, "seed": cfg.seed + 1}))
+    assert stages.report_key(run) != key  # what the provenance section shows
+    manifest_file.write_text(json.dumps(manifest))
+    assert stages.report_key(run) == key
+    with monkeypatch.context() as patched:
+        patched.setattr(stages, "code_digest", lambda packages: "edited report code")
+        assert stages.report_key(run) != key
+
+    metrics = pd.read_parquet(run / "models" / "metrics.parquet")
+    metrics.loc[metrics.index[0], "value"] = 1 - metrics.loc[metrics.index[0], "value"]
+    metrics.to_parquet(run / "models" / "metrics.parquet")
+    assert stages.report_stage(run) == report and len(builds) == 1
+    assert report.stat().st_mtime_ns != kept[1]
+    assert read and set(read) - {"manifest"} <= set(stages.REPORT_INPUTS)  # keyed on all
+    assert stages.report_stage(run) == report and len(builds) == 1  # current again
 
 
 def test_preprocessed_images_are_1mm_zscored(tiny_run):

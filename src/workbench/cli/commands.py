@@ -36,7 +36,6 @@ from workbench.pipeline.settings import default_cache, radiomics_params_path
 from workbench.pipeline.stages import cohort_line, count_line
 from workbench.pipeline.validate import require_run_inputs
 from workbench.provenance import cohort_inputs, write_manifest
-from workbench.report import build_report
 from workbench.rundata import RunData
 from workbench.rundir import FEATURE_FAMILIES, RunDir
 
@@ -250,6 +249,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from workbench.report import build_report  # HoloViews and Bokeh: only for this command
+
     out = build_report(Path(args.run), _out_file(args.out) if args.out else None)
     print(f"Report: {out}")
     return 0

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow.parquet as pq
+
 from workbench.cohort.table import CohortTable
 from workbench.config import RunConfig
 from workbench.provenance import cohort_inputs, write_manifest
 from workbench.rundir import FEATURE_FAMILIES, RunDir
 
-__all__ = ["manifest_stage"]
+__all__ = ["manifest_stage", "parquet_shape", "stable_manifest"]
+
+#: Top-level manifest entries about the run that wrote it, not about what the run holds.
+RUN_ONLY = ("created_utc", "command", "stages_seconds")
+#: Per-family feature facts and model facts about how the run went (timings, cache hits).
+RUN_ONLY_FEATURES = ("computed", "cached", "seconds")
+RUN_ONLY_MODELS = ("seconds", "cached")
 
 
 def manifest_stage(cfg: RunConfig, run: RunDir | Path, *, ibsi: dict | None = None,
@@ -37,12 +45,11 @@ def manifest_stage(cfg: RunConfig, run: RunDir | Path, *, ibsi: dict | None = No
     for family in FEATURE_FAMILIES:
         if not run.exists(family):
             continue
-        table = run.read(family)
+        rows, columns = parquet_shape(run.path(family))
         errors = run.read(f"{family}_errors") if run.exists(f"{family}_errors") else None
         failed = (errors["patient_id"].nunique() if errors is not None
                   and "patient_id" in errors else 0)
-        features[family] = {"patients": len(table), "columns": int(table.shape[1]),
-                            "failed": int(failed)}
+        features[family] = {"patients": rows, "columns": columns, "failed": int(failed)}
     facts["features"] = features
     facts["deep_weights"] = run.read("deep_weights") if run.exists("deep_weights") else None
     facts["models"] = ({"protocols": sorted(run.read("metrics")["protocol"].astype(str)
@@ -52,3 +59,31 @@ def manifest_stage(cfg: RunConfig, run: RunDir | Path, *, ibsi: dict | None = No
     facts["ibsi"] = ibsi
     return write_manifest(run.root, config=cfg, inputs=inputs,
                           extra={**facts, **(extra or {})})
+
+
+def parquet_shape(path: Path) -> tuple[int, int]:
+    """Rows and columns of a parquet table written by pandas, the index not counted, from
+    the file's footer (a deep feature table has 8,576 columns: reading it takes seconds)."""
+    meta = pq.read_metadata(path)
+    index = (meta.schema.to_arrow_schema().pandas_metadata or {}).get("index_columns", [])
+    return int(meta.num_rows), int(meta.num_columns) - sum(isinstance(c, str) for c in index)
+
+
+def stable_manifest(manifest: dict) -> dict:
+    """``manifest`` without what changes from run to run when no result does.
+
+    Left out: when the run was made and by which command line (:data:`RUN_ONLY`), its stage
+    timings, and per feature family and for the models how long they took and whether they
+    came from a cache. Everything else -- config, seed, git commit and dirtiness, versions,
+    platform, input hashes and every fact about the results -- stays. The report's cache key
+    (:func:`~workbench.pipeline.stages.report_key`) uses this.
+    """
+    out = {k: v for k, v in manifest.items() if k not in RUN_ONLY}
+    if isinstance(out.get("features"), dict):
+        out["features"] = {name: ({k: v for k, v in facts.items()
+                                   if k not in RUN_ONLY_FEATURES}
+                                  if isinstance(facts, dict) else facts)
+                           for name, facts in out["features"].items()}
+    if isinstance(out.get("models"), dict):
+        out["models"] = {k: v for k, v in out["models"].items() if k not in RUN_ONLY_MODELS}
+    return out

@@ -9,6 +9,7 @@ content-addressed store) ; IBSI conformance ; Table 1 ; HTML report. Each takes 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -20,14 +21,17 @@ from workbench.cohort.check import QCReport, check_cohort
 from workbench.cohort.synthetic import generate_cohort
 from workbench.cohort.table import CohortTable, Problem
 from workbench.config import RunConfig
-from workbench.errors import CohortError
+from workbench.errors import CohortError, WorkbenchError
 from workbench.evaluation.table1 import table1, write_table1
 from workbench.features.deep import extract_deep
 from workbench.features.extract import FeatureResult
 from workbench.features.ibsi import format_report, run_ibsi
 from workbench.features.kinetic import extract_kinetic
 from workbench.features.radiomics import extract_radiomics
+from workbench.hashing import canonical_json, code_digest, sha256_file
 from workbench.models.split import stratified_split
+from workbench.pipeline import cache
+from workbench.pipeline.manifest import stable_manifest
 from workbench.pipeline.preprocess import PreprocessResult, preprocess_cohort
 from workbench.pipeline.settings import (
     deep_options,
@@ -37,13 +41,12 @@ from workbench.pipeline.settings import (
     radiomics_params_path,
     synthetic_cohort_dir,
 )
-from workbench.report import build_report
 from workbench.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
 __all__ = ["cohort_line", "cohort_stage", "count_line", "feature_stages", "ibsi_stage",
-           "preprocess_stage", "qc_stage", "report_stage", "table1_stage"]
+           "preprocess_stage", "qc_stage", "report_key", "report_stage", "table1_stage"]
 
 FEATURE_STAGES = ("radiomics", "kinetic", "deep")
 
@@ -189,16 +192,64 @@ def table1_or_problem(cohort: CohortTable, run: RunDir, cfg: RunConfig) -> None:
                                      "warning")])
 
 
-def report_stage(run: RunDir | Path) -> Path | None:
+#: Every run file the report reads besides ``run_manifest.json`` (names of
+#: :data:`workbench.rundir.RUN_FILES`; a test checks that the report reads no other).
+REPORT_INPUTS = ("cohort", "problems", "table1", "selection", "metrics", "predictions",
+                 "signatures", "lasso_cv", "shap", "audit", "audit_summary", "ibsi_report",
+                 "skipped", "deep_weights")
+#: The packages and modules whose code builds the report.
+REPORT_CODE = ("report", "plots", "evaluation", "rundata", "rundir", "names")
+
+
+def report_key(run: RunDir | Path) -> str:
+    """The report's cache key: the bytes of every run file it reads (:data:`REPORT_INPUTS`;
+    an absent one counts as absent), the manifest without its run-to-run entries
+    (:func:`~workbench.pipeline.manifest.stable_manifest`: creation time, command line,
+    timings, cache counts) and the report's code (:data:`REPORT_CODE`). Package versions,
+    the config and the git commit are in the manifest, so they are in the key."""
+    run = RunDir(run)
+    h = hashlib.sha256()
+    for name in REPORT_INPUTS:
+        path = run.path(name)
+        h.update(f"{name}={sha256_file(path) if path.is_file() else 'absent'};".encode())
+    h.update(canonical_json(stable_manifest(run.read("manifest"))).encode())
+    h.update(code_digest(REPORT_CODE).encode())
+    return h.hexdigest()
+
+
+def report_stage(run: RunDir | Path, *, force: bool = False) -> Path | None:
     """The standalone HTML report of the run (``report.html``); None if it failed.
+
+    Skipped, the report kept, when :func:`report_key` matches the key stored with it
+    (``report.key.json``, written after the report): nothing it shows has changed. Its
+    provenance section then shows the creation time, command line, timings and cache counts
+    of the run that built it, which are left out of the key on purpose (a warm rerun would
+    otherwise rebuild an identical report only to update them). ``force`` rebuilds anyway.
 
     A report failure never loses the run: it is logged with its reason, and
     ``workbench report RUN`` can rebuild it.
     """
     run = RunDir(run)
+    out, key_file = run.path("report"), run.path("report_key")
     try:
-        return build_report(run.root, run.path("report"))
+        key = report_key(run)
+    except (OSError, ValueError, WorkbenchError) as exc:  # build_report names what lacks
+        log.debug("no report key for %s: %s", run.root, exc)
+        key = None
+    if key is not None and not force and cache.is_current(key_file, key, [out]):
+        log.info("report: its inputs and code are unchanged; keeping %s", out)
+        return out
+    # Imported here: HoloViews, Bokeh and Panel take seconds to import, and a run whose
+    # report is current does not need them.
+    from workbench.report import build_report
+
+    cache.invalidate(key_file)
+    try:
+        built = build_report(run.root, out)
     except Exception as exc:  # the run's tables are written; say why the report is not
         log.error("report of %s failed: %s (rebuild with `workbench report %s`)", run.root,
                   exc, run.root)
         return None
+    if key is not None:
+        cache.mark_done(key_file, key)
+    return built
