@@ -43,6 +43,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import socket
+import urllib.parse
+import urllib.request
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -73,11 +76,31 @@ def _hashes(path: Path) -> tuple[str, str]:
     return sha.hexdigest(), md5.hexdigest()
 
 
+def _host_unreachable(url: str) -> str | None:
+    """Why a download from ``url`` cannot work, when that is plain without trying: no proxy
+    is configured and the host name does not resolve (offline). ``None``: try it.
+
+    Importing Keras (and TensorFlow) to learn that costs seconds on every run without the
+    weights, even when every deep feature is already in the store."""
+    if urllib.request.getproxies():  # a proxy may reach what this machine cannot resolve
+        return None
+    host = urllib.parse.urlsplit(url).hostname
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError as exc:  # socket.gaierror: no DNS, no network
+        return f"cannot resolve {host}: {exc}"
+    return None
+
+
 def _download_weights(net: str) -> Path | None:
     """Download a network's notop file into the Keras cache; ``None`` when that fails."""
+    spec = NETWORKS[net]
+    offline = _host_unreachable(spec.url)
+    if offline is not None:
+        log.info("cannot download %s weights: %s", net, offline)
+        return None
     import keras
 
-    spec = NETWORKS[net]
     try:
         return Path(keras.utils.get_file(spec.keras_file, spec.url + spec.keras_file,
                                          cache_subdir="models", file_hash=spec.md5,
