@@ -287,8 +287,8 @@ class DataStore:
 
     def patients(self, protocol: str, split: str) -> list[str]:
         """Patient ids evaluated under ``protocol`` / ``split`` (any model), sorted."""
-        rows = self._eval_rows(protocol, split)
-        return sorted(dict.fromkeys(rows["patient_id"]))
+        return list(self.cached(("patient_ids", protocol, split), lambda: sorted(
+            dict.fromkeys(self._eval_rows(protocol, split)["patient_id"].tolist()))))
 
     @property
     def preprocessed(self) -> pd.DataFrame | None:
