@@ -104,7 +104,8 @@ def modelling_exclusions(run_dir: Path | RunDir, cohort: pd.DataFrame | None,
         if problem.severity == "error" and problem.patient_id not in first:
             first[problem.patient_id] = f"{problem.step}: {problem.message}"
     used = set(y.index)
-    tables = {name: set(run.read(name).index.astype(str)) for name in run.feature_families()}
+    tables = {name: set(pd.read_parquet(run.path(name), columns=[]).index.astype(str))
+              for name in run.feature_families()}  # the patient index only, not 8,576 columns
     rows = []
     for pid, label in zip(cohort["patient_id"].astype(str), cohort["pcr"], strict=True):
         if pid in used:
