@@ -17,7 +17,7 @@ protocols), opens it in Debian's chromium (Playwright) and measures
   figures must draw exactly the selection (as the browser test checks).
 
 Prints each number beside its target and their ratio (first load <= 5 s, p95 <= 250 ms per
-interaction kind — preset buttons 500 ms, a tab's first visit 1.5 s — on 2 cores; a ratio <= 1
+interaction kind — preset buttons 500 ms, a tab's first visit 2 s — on 2 cores; a ratio <= 1
 meets it), writes the measurements to ``--out``
 (JSON), and exits 1 when any target is missed.
 """

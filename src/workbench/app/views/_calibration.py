@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from workbench.plots import PALETTE
+
 __all__ = ["CalibrationFigure"]
 
 
@@ -17,8 +19,6 @@ class CalibrationFigure:
         import panel as pn
         from bokeh.models import ColumnDataSource, HoverTool, Legend, LegendItem, Range1d
         from bokeh.plotting import figure
-
-        from workbench.plots import PALETTE
 
         fig = figure(width=width, height=height, title="Calibration",
                      x_axis_label="mean predicted probability",

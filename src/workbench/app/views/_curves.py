@@ -20,6 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from workbench.app.store import EVALUATIONS
+from workbench.evaluation.display import format_ci
+from workbench.plots import PALETTE, model_name
+
 __all__ = ["CURVES", "REFERENCE", "Curve", "CurveFigure", "curves_title", "drawn_curves",
            "split_label"]
 
@@ -157,8 +161,6 @@ class CurveFigure:
 
 def split_label(split: str) -> str:
     """How the widgets name an evaluation (``test`` → ``test split``)."""
-    from workbench.app.store import EVALUATIONS
-
     return next((k for k, v in EVALUATIONS.items() if v == split), split)
 
 
@@ -166,9 +168,6 @@ def drawn_curves(state, kind: str) -> tuple[list[Curve], list[str]]:
     """The ``kind`` curve (``roc`` | ``net_benefit``) of every drawn model of ``state``
     (:class:`~workbench.app.state.DashboardState`), in order, and the names of drawn models
     that have none here (one class evaluated, or a withheld estimate)."""
-    from workbench.evaluation.display import format_ci
-    from workbench.plots import PALETTE, model_name
-
     store, out, missing = state.store, [], []
     for i, (fs, clf) in enumerate(state.models):
         name = model_name(fs, clf)

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from workbench.evaluation.display import format_ci
+
 __all__ = ["HEATMAP", "HeatmapFigure"]
 
 #: Name of the heatmap's cell renderer.
@@ -72,8 +74,6 @@ class HeatmapFigure:
              title: str) -> None:
         """Colour every ``(feature set, classifier)`` cell by its ``(value, lo, hi)``
         (missing: grey, ``n/a``) and set the title."""
-        from workbench.evaluation.display import format_ci
-
         rows = [(clf, fs, *cells.get((fs, clf), (np.nan,) * 3))
                 for fs in self.feature_sets for clf in self.classifiers]
         data = {"classifier": [r[0] for r in rows], "feature_set": [r[1] for r in rows],
