@@ -26,9 +26,10 @@ VALUES = np.arange(12, dtype=float).reshape(4, 3) - 5.0
 
 
 def test_an_identical_table_is_left_as_it_is(tmp_path):
-    path = _result(VALUES, {"weights": {"kind": "random"}}).save(tmp_path / "radiomics.parquet")
+    attrs = {"weights": {"kind": "random", "phases": ("pre", "early")}}  # a tuple: JSON list
+    path = _result(VALUES, attrs).save(tmp_path / "radiomics.parquet")
     before = _identity(path)
-    again = _result(VALUES.copy(), {"weights": {"kind": "random"}})
+    again = _result(VALUES.copy(), attrs)
     assert holds_table(path, again.features)
     again.save(path)
     assert _identity(path) == before

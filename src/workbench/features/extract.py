@@ -16,6 +16,7 @@ checks Dask and two jobs against the sequential run).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -161,21 +162,23 @@ class FeatureResult:
 
 
 def holds_table(path: Path, frame: pd.DataFrame) -> bool:
-    """Whether the parquet file ``path`` holds exactly ``frame``: the same columns, index
-    (values and names), float64 dtypes, ``attrs`` and bit-identical values (``-0.0`` is not
-    ``0.0`` here). Anything else -- no file, an unreadable one, another dtype -- is
-    ``False``: the caller writes."""
+    """Whether the parquet file ``path`` holds exactly what writing ``frame`` would: the same
+    columns, index (values and names), float64 dtypes, ``attrs`` (as parquet keeps them:
+    JSON, so a tuple reads back as a list) and bit-identical values (``-0.0`` is not ``0.0``
+    here). Anything else -- no file, an unreadable one, another dtype -- is ``False``: the
+    caller writes."""
     if not path.is_file() or not all(dt == "float64" for dt in frame.dtypes):
         return False
     try:
+        attrs = json.loads(json.dumps(frame.attrs))
         existing = pd.read_parquet(path)
-    except Exception:  # unreadable or not parquet: it will be rewritten
+    except Exception:  # unreadable or not parquet, attrs parquet cannot keep: write
         return False
     return (list(existing.columns) == list(frame.columns)
             and existing.index.equals(frame.index)
             and list(existing.index.names) == list(frame.index.names)
             and all(dt == "float64" for dt in existing.dtypes)
-            and existing.attrs == frame.attrs
+            and existing.attrs == attrs
             and existing.to_numpy().tobytes() == frame.to_numpy().tobytes())
 
 
