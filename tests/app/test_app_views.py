@@ -381,3 +381,15 @@ def test_calibration_follows_the_reference_in_place(state, store):
         assert util._calibration.fig is fig  # updated in place, not redrawn
         assert util._calibration.source.data["observed"] == bins["observed"].tolist()
         assert name in fig.title.text and f"{state.protocol} protocol" in fig.title.text
+
+
+def test_explain_shows_the_explained_model_when_none_drawn_has_shap(state, store):
+    view = V.ExplainView(state)
+    have = view._shap_models()
+    assert have  # the fixture explains some models
+    state.feature_sets = [fs for fs in store.feature_sets if fs not in {m[0] for m in have}]
+    assert not set(state.models) & set(have)
+    model = view.model()
+    assert model in have
+    assert "Not among the drawn models" in view.header()
+    assert "SHAP beeswarm" in hv.render(view.beeswarm()).title.text

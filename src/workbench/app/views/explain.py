@@ -32,12 +32,18 @@ class ExplainView(View):
 
     def model(self) -> tuple[str, str] | None:
         """The explained model: the reference when it has SHAP values, else the first drawn
-        model that has them, else ``None``."""
+        model that has them, else the first model of the protocol that has them (the run
+        explains only some: drawn or not, it is shown, and the header says so), else
+        ``None``."""
         have = self._shap_models()
         ref = self.state.reference_model
         if ref in have:
             return ref
-        return next((m for m in self.state.models if m in have), None)
+        drawn = next((m for m in self.state.models if m in have), None)
+        if drawn is not None or not have:
+            return drawn
+        same_classifier = [m for m in have if m[1] in self.state.classifiers]
+        return (same_classifier or have)[0]
 
     def _rows(self, model: tuple[str, str]) -> pd.DataFrame:
         def build() -> pd.DataFrame:
@@ -62,9 +68,13 @@ class ExplainView(View):
             why = self.store.run.missing("shap") or (
                 f"no drawn model of this protocol has SHAP values; available: {available}")
             return text + note_html(f"SHAP: not in this run for these models ({why}).")
+        drawn = "" if model in self.state.models else note_html(
+            "Not among the drawn models: the run computed SHAP values only for "
+            + ", ".join(f"{fs} / {c}" for fs, c in self._shap_models())
+            + " (the models stage explains the richest feature set).")
         return text + (f'<div class="wb-protocol">Explained model: {e(model[0])} / '
                        f"{e(model[1])} (final model, test patients; the reference model "
-                       "when it has SHAP values)</div>")
+                       "when it has SHAP values)</div>") + drawn
 
     @param.depends(*_DEPS)
     @safe_figure
