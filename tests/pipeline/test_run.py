@@ -156,6 +156,7 @@ def test_the_report_is_rebuilt_only_when_what_it_shows_changes(tiny_run, tmp_pat
 
     manifest = json.loads(manifest_file.read_text())
     manifest.update(created_utc="2031-01-01T00:00:00+00:00", command=["elsewhere"],
+                    git={"commit": "0" * 40, "dirty": not manifest["git"]["dirty"]},
                     stages_seconds={name: 1e6 for name in manifest["stages_seconds"]})
     for facts in manifest["features"].values():
         facts.update(seconds=1e6, cached=facts["computed"], computed=0)

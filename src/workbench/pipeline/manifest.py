@@ -13,8 +13,10 @@ from workbench.rundir import FEATURE_FAMILIES, RunDir
 
 __all__ = ["manifest_stage", "parquet_shape", "stable_manifest"]
 
-#: Top-level manifest entries about the run that wrote it, not about what the run holds.
-RUN_ONLY = ("created_utc", "command", "stages_seconds")
+#: Top-level manifest entries about the run that wrote it, not about what the run holds. The
+#: git state is one: results are reused across commits whenever the code that computes them
+#: is unchanged (every cache key hashes that code), so it names the run, not the results.
+RUN_ONLY = ("created_utc", "command", "git", "stages_seconds")
 #: Per-family feature facts and model facts about how the run went (timings, cache hits).
 RUN_ONLY_FEATURES = ("computed", "cached", "seconds")
 RUN_ONLY_MODELS = ("seconds", "cached")
@@ -72,10 +74,11 @@ def parquet_shape(path: Path) -> tuple[int, int]:
 def stable_manifest(manifest: dict) -> dict:
     """``manifest`` without what changes from run to run when no result does.
 
-    Left out: when the run was made and by which command line (:data:`RUN_ONLY`), its stage
-    timings, and per feature family and for the models how long they took and whether they
-    came from a cache. Everything else -- config, seed, git commit and dirtiness, versions,
-    platform, input hashes and every fact about the results -- stays. The report's cache key
+    Left out: when the run was made, by which command line and at which git commit (and
+    whether the checkout was dirty) (:data:`RUN_ONLY`), its stage timings, and per feature
+    family and for the models how long they took and whether they came from a cache.
+    Everything else -- config, seed, versions, platform, input hashes and every fact about
+    the results -- stays. The report's cache key
     (:func:`~workbench.pipeline.stages.report_key`) uses this.
     """
     out = {k: v for k, v in manifest.items() if k not in RUN_ONLY}

@@ -204,9 +204,9 @@ REPORT_CODE = ("report", "plots", "evaluation", "rundata", "rundir", "names")
 def report_key(run: RunDir | Path) -> str:
     """The report's cache key: the bytes of every run file it reads (:data:`REPORT_INPUTS`;
     an absent one counts as absent), the manifest without its run-to-run entries
-    (:func:`~workbench.pipeline.manifest.stable_manifest`: creation time, command line,
-    timings, cache counts) and the report's code (:data:`REPORT_CODE`). Package versions,
-    the config and the git commit are in the manifest, so they are in the key."""
+    (:func:`~workbench.pipeline.manifest.stable_manifest`: creation time, command line, git
+    state, timings, cache counts) and the report's code (:data:`REPORT_CODE`). Package
+    versions and the config are in the manifest, so they are in the key."""
     run = RunDir(run)
     h = hashlib.sha256()
     for name in REPORT_INPUTS:
@@ -222,9 +222,12 @@ def report_stage(run: RunDir | Path, *, force: bool = False) -> Path | None:
 
     Skipped, the report kept, when :func:`report_key` matches the key stored with it
     (``report.key.json``, written after the report): nothing it shows has changed. Its
-    provenance section then shows the creation time, command line, timings and cache counts
-    of the run that built it, which are left out of the key on purpose (a warm rerun would
-    otherwise rebuild an identical report only to update them). ``force`` rebuilds anyway.
+    provenance section then shows the creation time, command line, git commit, timings and
+    cache counts of the run that built it, which are left out of the key on purpose: they
+    describe a run, not its results (a warm rerun, or one after a commit that changed no
+    code computing anything shown, would otherwise spend minutes rebuilding an identical
+    report only to update them; a code change that matters changes the results' keys, hence
+    the report's inputs, or :data:`REPORT_CODE`). ``force`` rebuilds anyway.
 
     A report failure never loses the run: it is logged with its reason, and
     ``workbench report RUN`` can rebuild it.

@@ -69,7 +69,8 @@ def build_report(run_dir: str | Path, out_html: str | Path | None = None, *,
     page.heading("Full provenance")
     page.note("run_manifest.json as written by the run that built this report. A later run "
               "that changed nothing this report shows keeps the report, so the creation "
-              "time, command line, stage timings and cache counts here are that run's.")
+              "time, command line, git commit, stage timings and cache counts here are that "
+              "run's.")
     page.add("<details><summary>run_manifest.json</summary><pre>"
              f"{escape(json.dumps(run.manifest, indent=2, default=str))}</pre></details>")
     out = Path(out_html) if out_html else run.run_dir / "report.html"
