@@ -1,22 +1,20 @@
 """``ModelEval``: what the dashboard shows about one model, computed once.
 
 The Brier score, a :class:`~workbench.evaluation.metrics.ThresholdSweep` and a stratified
-bootstrap resample are prepared when the model is first needed (the ROC curve and the AUC
-with its DeLong interval on first use: the dashboard draws them from the run's tables); :meth:`ModelEval.at` then recounts a threshold's
-confusion matrix and bootstrap intervals in well under a millisecond.
+bootstrap resample are prepared when the model is first needed (its ROC curve and AUC come
+from the run's tables, ``models/curves.parquet`` and ``models/metrics.parquet``);
+:meth:`ModelEval.at` then recounts a threshold's confusion matrix and bootstrap intervals in
+well under a millisecond.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
-from sklearn.metrics import roc_curve
 
 from workbench.evaluation.calibration import brier_score
-from workbench.evaluation.delong import AucCI, delong_auc_ci
 from workbench.evaluation.metrics import (
     ThresholdSweep,
     bootstrap_indices,
@@ -70,30 +68,6 @@ class ModelEval:
         idx = bootstrap_indices(self.y, n_boot, seed=seed)
         self._boot_pos = self.y[idx] == 1
         self._boot_p = self.p[idx]
-
-    @functools.cached_property
-    def _roc(self) -> tuple[np.ndarray, np.ndarray, AucCI]:
-        if 0 < self.n_pos < self.n:
-            fpr, tpr, _ = roc_curve(self.y, self.p)
-            return fpr, tpr, delong_auc_ci(self.y, self.p)
-        nan = np.array([np.nan])  # one class only: no ROC, the counts still make sense
-        return nan, nan, AucCI(np.nan, np.nan, np.nan, np.nan)
-
-    @property
-    def fpr(self) -> np.ndarray:
-        """False-positive rates of the ROC curve (computed on first use)."""
-        return self._roc[0]
-
-    @property
-    def tpr(self) -> np.ndarray:
-        """True-positive rates of the ROC curve (computed on first use)."""
-        return self._roc[1]
-
-    @property
-    def auc(self) -> AucCI:
-        """AUC with its DeLong interval (computed on first use; the dashboard shows the
-        run's recorded value, which is the same)."""
-        return self._roc[2]
 
     def at(self, threshold: float, alpha: float = 0.05) -> dict[str, Any]:
         """Counts and threshold metrics at ``threshold`` with percentile bootstrap CIs.

@@ -28,7 +28,7 @@ from workbench.plots import uses_deep
 log = logging.getLogger(__name__)
 
 __all__ = ["CSS", "HTML", "View", "banner_html", "e", "fmt", "fmt_ci", "html_table",
-           "note_html", "safe_figure", "safe_html"]
+           "note_html", "safe_figure", "safe_html", "split_label"]
 
 #: Style of the dashboard's own HTML (tables, notes, banners).
 CSS = """
@@ -107,12 +107,16 @@ def note_html(text: str) -> str:
     return f'<p class="wb-note">{e(text)}</p>'
 
 
+def split_label(split: str) -> str:
+    """How the widgets name an evaluation (``test`` → ``test split``)."""
+    return next((k for k, v in EVALUATIONS.items() if v == split), split)
+
+
 def banner_html(state: DashboardState, *, deep: bool | None = None, what: str = "") -> str:
     """The line every tab opens with: which protocol and predictions the numbers come from,
     the leakage warning under the paper protocol, and the weights label when deep features
     with random weights are drawn."""
-    evaluation = next((k for k, v in EVALUATIONS.items() if v == state.evaluation),
-                      state.evaluation)
+    evaluation = split_label(state.evaluation)
     parts = [f'<div class="wb-protocol">{e(what + " — " if what else "")}'
              f"{e(state.protocol)} protocol · {e(evaluation)}</div>"]
     if state.is_paper:

@@ -20,12 +20,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from workbench.app.store import EVALUATIONS
+from workbench.app.views._common import split_label
 from workbench.evaluation.display import format_ci
 from workbench.plots import PALETTE, model_name
 
-__all__ = ["CURVES", "REFERENCE", "Curve", "CurveFigure", "curves_title", "drawn_curves",
-           "split_label"]
+__all__ = ["CURVES", "REFERENCE", "Curve", "CurveFigure", "curves_title", "drawn_curves"]
 
 #: Name of the glyph renderer holding the drawn models' curves.
 CURVES = "wb-curves"
@@ -157,11 +156,6 @@ class CurveFigure:
         refs = [i.label.get("value") if isinstance(i.label, dict)
                 else getattr(i.label, "value", i.label) for i in self.legend.items[1:]]
         return [*dict.fromkeys(self.source.data["label"]), *map(str, refs)]
-
-
-def split_label(split: str) -> str:
-    """How the widgets name an evaluation (``test`` → ``test split``)."""
-    return next((k for k, v in EVALUATIONS.items() if v == split), split)
 
 
 def drawn_curves(state, kind: str) -> tuple[list[Curve], list[str]]:
