@@ -133,6 +133,16 @@ RUN_FILES: dict[str, RunFile] = {
                              "null audit summary per protocol and split", optional=True),
     "audit_key": RunFile("audit/stage_key.json", "audit", "null audit cache key",
                          optional=True),
+    "truth": RunFile("cohort/truth.csv", "known truth (synthetic cohorts only)",
+                     "the synthetic cohort's true P(pCR) and latent variables, copied",
+                     optional=True),
+    "known_truth": RunFile("diagnostics/known_truth.csv", "known truth (synthetic cohorts only)",
+                           "oracle AUC, learnable bound, clinical reference, latent proxies "
+                           "and each honest model's share of the learnable gap",
+                           optional=True),
+    "known_truth_key": RunFile("diagnostics/stage_key.json",
+                               "known truth (synthetic cohorts only)",
+                               "known-truth diagnostics cache key", optional=True),
     "report": RunFile("report.html", "report", "standalone HTML report", optional=True),
     "report_key": RunFile("report.key.json", "report", "report cache key", optional=True),
 }

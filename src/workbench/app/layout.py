@@ -123,7 +123,8 @@ def tabs(state: DashboardState) -> pn.Tabs:
         ("Cohort", pn.Column(_html(cohort.table1()), _html(cohort.problems()))),
         ("Audit", pn.Column(
             _html(audit.header), _html(audit.provenance()), _html(audit.audit_table()),
-            _fig(audit.audit_histogram), _html(audit.versions()))),
+            _fig(audit.audit_histogram), _html(audit.known_truth()),
+            _html(audit.versions()))),
         dynamic=True, sizing_mode="stretch_width")
 
 

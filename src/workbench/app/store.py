@@ -26,6 +26,7 @@ from workbench.app.evals import LIVE_METRICS, ModelEval, ModelKey
 from workbench.evaluation.curves import model_curves
 from workbench.evaluation.delong import delong_test
 from workbench.evaluation.display import headline_model
+from workbench.evaluation.truth_display import model_rows, proxy_rows, reference_rows
 from workbench.imaging.slices import TumourSlices, read_tumour_slices
 from workbench.plots import eval_predictions, labels_outside_titles
 from workbench.rundata import RunData, RunDataError
@@ -335,6 +336,21 @@ class DataStore:
     def crop_png(self, patient_id: str) -> Path | None:
         """``features/crops/<patient>.png`` (the CNN input strip) when the run has it."""
         return self.run.crop_path(patient_id)
+
+    # ------------------------------------------------------------------ known truth
+    @property
+    def known_truth(self) -> dict[str, pd.DataFrame] | None:
+        """The run's known-truth diagnostics (``diagnostics/known_truth.csv``, synthetic
+        cohorts only) as display tables — ``references``, ``proxies`` and honest ``models``
+        (:mod:`workbench.evaluation.truth_display`) — read and formatted once; ``None``
+        when the run has none."""
+        def build() -> dict[str, pd.DataFrame] | None:
+            if not self.run.has("known_truth"):
+                return None
+            table = self.run.load("known_truth")
+            return {"references": reference_rows(table), "proxies": proxy_rows(table),
+                    "models": model_rows(table, "honest")}
+        return self.cached(("known_truth",), build)
 
     # ------------------------------------------------------------------ provenance
     def provenance(self) -> dict[str, str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from workbench.names import LEAKAGE_WARNING
 from workbench.report.page import Page, escape
-from workbench.report.sections import SECTIONS
+from workbench.report.sections import SECTIONS, SHOWN_ONLY_WITH
 from workbench.rundata import RunData
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,8 @@ def build_report(run_dir: str | Path, out_html: str | Path | None = None, *,
                      "are (test patients took no part in tuning), and the null audit refuses "
                      "those sets.")
     for heading, build in SECTIONS:
+        if heading in SHOWN_ONLY_WITH and not run.has(SHOWN_ONLY_WITH[heading]):
+            continue
         page.section(heading, lambda build=build: build(page, run))
     page.heading("Full provenance")
     page.note("run_manifest.json as written by the run that built this report. A later run "

@@ -2,8 +2,9 @@
 
 :data:`SECTIONS` lists them in page order: provenance, Table 1, the selection funnel, Table 2
 per protocol, the ablation table (Table S2), ROC, decision curves, calibration, signature
-boxplots, SHAP, the null audit, the IBSI result and the skipped models. A part the run lacks
-becomes a "not in this run" note.
+boxplots, SHAP, the null audit, the known-truth diagnostics of a synthetic cohort, the IBSI
+result and the skipped models. A part the run lacks becomes a "not in this run" note; a
+section of :data:`SHOWN_ONLY_WITH` is left out altogether when the run lacks its file.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from workbench.evaluation import display
+from workbench.evaluation.truth_display import model_rows, proxy_rows, reference_rows
 from workbench.names import LEAKAGE_WARNING
 from workbench.plots import (
     auc_heatmap,
@@ -227,6 +229,38 @@ def _audit(page: Page, run: RunData) -> None:
                 deep=_deep(run.audit["feature_set"].unique()))
 
 
+def _known_truth(page: Page, run: RunData) -> None:
+    table = run.load("known_truth")
+    page.para("The synthetic cohort records each patient's true probability of pCR and the "
+              "latent variables that drive it, so this run can be measured against what its "
+              "data allow. Oracle: the AUC of the true probability (no model can beat it in "
+              "expectation). Learnable bound: a logistic regression on the true latents "
+              "plus the clinical covariates, cross-validated on the cohort. Clinical "
+              "reference: the same on the clinical covariates alone.")
+    page.table(reference_rows(table))
+    proxies = proxy_rows(table)
+    page.heading("Latent drivers and their closest features", 3)
+    if proxies.empty:
+        page.note("not in this run: no feature table to compare with the latents.")
+    else:
+        page.para("The feature most rank-correlated with each latent driver (Spearman), "
+                  "over every block and within each block. A driver no feature follows is "
+                  "information the models cannot use.")
+        page.table(proxies)
+    page.heading("Models: share of the learnable gap closed — honest protocol", 3)
+    models = model_rows(table, "honest")
+    if models.empty:
+        page.note("not in this run: no honest-protocol model AUC was recorded.")
+        return
+    page.para("Gap closed = (AUC − clinical reference) / (learnable bound − clinical "
+              "reference): 0 adds nothing to the clinical covariates, 1 matches a model of the "
+              "true latents. The five best honest models by cross-validated AUC (the test "
+              "split does not choose); the references use every patient, the CV AUCs the "
+              "training split and the test AUCs the smaller test split, so read the "
+              "fractions as approximate.")
+    page.table(models)
+
+
 def _ibsi(page: Page, run: RunData) -> None:
     page.para(run.ibsi_line)
     if run.has("ibsi_report"):
@@ -251,5 +285,9 @@ SECTIONS: list[tuple[str, Callable[[Page, RunData], None]]] = [
     ("Clinical utility and calibration", _utility), ("Signatures: pCR vs non-pCR",
                                                      _signatures),
     ("Explanations: SHAP", _shap), ("Null audit: permuted labels", _audit),
+    ("Known truth (synthetic cohort)", _known_truth),
     ("IBSI conformance", _ibsi), ("Skipped models and blocks", _skipped),
 ]
+#: Sections shown only when the run holds a file (heading → run-file name): the known-truth
+#: diagnostics exist for synthetic cohorts only, so a real cohort's report says nothing.
+SHOWN_ONLY_WITH: dict[str, str] = {"Known truth (synthetic cohort)": "known_truth"}

@@ -1,5 +1,6 @@
-"""Cohort and Audit tabs: Table 1 and cohort problems; the null audit, IBSI conformance,
-deep-weight source, package versions and input-data hashes from ``run_manifest.json``."""
+"""Cohort and Audit tabs: Table 1 and cohort problems; the null audit, the known-truth
+diagnostics of a synthetic cohort, IBSI conformance, deep-weight source, package versions and
+input-data hashes from ``run_manifest.json``."""
 
 from __future__ import annotations
 
@@ -75,6 +76,27 @@ class AuditView(View):
             return HTML("")
         return self.store.figure("audit", lambda: null_audit_histogram(
             run.audit, weights_label=self.weights))
+
+    @safe_html
+    def known_truth(self) -> str:
+        """Oracle, learnable bound, clinical reference, latent proxies and the honest
+        models' share of the learnable gap; nothing when the run has no known truth (a real
+        cohort)."""
+        tables = self.store.known_truth
+        if tables is None:
+            return ""
+        parts = ['<div class="wb-protocol">Known truth (synthetic cohort) — honest '
+                 "protocol</div>",
+                 html_table(tables["references"], caption="What the data allow: the true "
+                            "probability, a model of the true latents, clinical only")]
+        if len(tables["proxies"]):
+            parts.append(html_table(tables["proxies"], caption="Closest feature to each "
+                                    "latent driver (Spearman rho)"))
+        if len(tables["models"]):
+            parts.append(html_table(tables["models"], caption="Best honest models by CV "
+                                    "AUC; gap closed: 0 = clinical reference, 1 = "
+                                    "learnable bound"))
+        return "".join(parts)
 
     @safe_html
     def provenance(self) -> str:
