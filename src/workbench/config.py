@@ -27,6 +27,7 @@ from workbench.names import (
     NETWORK_NAMES,
     PROTOCOL_NAMES,
     RUN_COHORT_FORMATS,
+    STRATEGY_NAMES,
 )
 
 # Field types built from the one copy of each registry (workbench.names): a Literal over a
@@ -36,6 +37,7 @@ NetworkName = Literal[NETWORK_NAMES]  # type: ignore[valid-type]
 ClassifierName = Literal[CLASSIFIER_NAMES]  # type: ignore[valid-type]
 FeatureSetName = Literal[FEATURE_SET_NAMES]  # type: ignore[valid-type]
 ProtocolName = Literal[PROTOCOL_NAMES]  # type: ignore[valid-type]
+StrategyName = Literal[STRATEGY_NAMES]  # type: ignore[valid-type]
 
 Probability = Annotated[float, Field(gt=0, lt=1)]
 
@@ -126,12 +128,60 @@ class ProtocolConfig(_Section):
     repeats: Annotated[int, Field(ge=1, le=100)] = 1
     threshold: Literal["fixed", "youden"] = "fixed"
     fixed_threshold: Probability = 0.5
+    class_balance: Literal["none", "balanced"] = Field("none", description=(
+        "none (default): classifiers fit the data as they are, so probabilities estimate "
+        "the cohort's pCR risk; balanced: the study's class weights (or oversampling), "
+        "which shifts every probability towards 0.5 for the minority class and miscalibrates "
+        "them (the study's setting, in configs/paper.yaml)"))
+    recalibration: Literal["none", "platt", "isotonic"] = Field("none", description=(
+        "recalibrate each classifier's probabilities inside the fold (5-fold internal "
+        "CalibratedClassifierCV on the fitting patients only)"))
+
+
+class StrategiesConfig(_Section):
+    """Modelling strategies beside the study's chain (:mod:`workbench.selection`)."""
+
+    names: tuple[StrategyName, ...] = Field(("study",), description=(
+        "study: the study's chain (signatures -> classifiers); cluster, stability, "
+        "elasticnet, prespecified: one penalised model each, clinical unpenalised"))
+    feature_sets: tuple[FeatureSetName, ...] | None = Field(None, description=(
+        "feature sets the non-study strategies run on (default: the run's feature_sets)"))
+    repeats: Annotated[int, Field(ge=1, le=100, description=(
+        "repeats of protocol.cv_folds-fold CV for the non-study strategies (repeated CV is "
+        "reported beside the single test split)"))] = 5
+    cluster_threshold: Annotated[float, Field(gt=0, le=1, description=(
+        "|rank correlation| at which features are merged into one cluster, in (0, 1]"))] = 0.8
+    inner_cv: Annotated[int, Field(ge=2, le=20)] = 5
+    scoring: Literal["deviance", "auc"] = "deviance"
+    n_alphas: Annotated[int, Field(ge=2, le=200)] = 30
+    elasticnet_l1_ratios: tuple[Annotated[float, Field(gt=0, le=1)], ...] = (0.1, 0.5, 0.9)
+    stability_threshold: Annotated[float, Field(gt=0.5, le=1)] = 0.75
+    stability_expected_false: Annotated[float, Field(gt=0)] = 1.0
+    stability_subsamples: Annotated[int, Field(ge=2, le=1000)] = 50
+    prespecified: tuple[str, ...] = Field((), description=(
+        "feature names or shell patterns (rad__early_original_shape_*) for the prespecified "
+        "strategy: a knowledge-driven list, written before looking at the labels"))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StrategiesConfig:
+        if len(set(self.names)) != len(self.names) or not self.names:
+            raise ValueError(f"strategies.names must be distinct and non-empty, got "
+                             f"{list(self.names)}")
+        if "prespecified" in self.names and not self.prespecified:
+            raise ValueError("strategies.prespecified must list features when "
+                             "strategies.names includes 'prespecified'")
+        if not self.elasticnet_l1_ratios:
+            raise ValueError("strategies.elasticnet_l1_ratios must not be empty")
+        return self
 
 
 class AuditConfig(_Section):
     permutations: Annotated[int, Field(ge=0, le=1000)] = 20
     feature_set: FeatureSetName = "radiomics"
     classifier: ClassifierName = "lr"
+    strategies: tuple[StrategyName, ...] = Field(("study",), description=(
+        "strategies audited on permuted labels: study (honest and paper, with the "
+        "classifier above) and each non-study strategy (honest; it has no paper variant)"))
 
 
 class LimitsConfig(_Section):
@@ -165,6 +215,7 @@ class RunConfig(_Section):
     feature_sets: tuple[FeatureSetName, ...] = FEATURE_SET_NAMES
     classifiers: tuple[ClassifierName, ...] = CLASSIFIER_NAMES
     protocol: ProtocolConfig = ProtocolConfig()
+    strategies: StrategiesConfig = StrategiesConfig()
     audit: AuditConfig = AuditConfig()
     limits: LimitsConfig = LimitsConfig()
     source: str | None = Field(None, exclude=True, description="file the config came from")
@@ -175,6 +226,9 @@ class RunConfig(_Section):
         if missing:
             raise ValueError(f"radiomics.phases {missing} are not among cohort.phases "
                              f"{list(self.cohort.phases)}")
+        if "prespecified" in self.audit.strategies and not self.strategies.prespecified:
+            raise ValueError("audit.strategies includes 'prespecified' but "
+                             "strategies.prespecified lists no feature")
         for field in ("feature_sets", "classifiers"):
             values = getattr(self, field)
             if len(set(values)) != len(values):

@@ -40,6 +40,29 @@ CLASSIFIER_LABELS: dict[str, str] = {
     "xgboost": "XGBoost", "catboost": "CatBoost", "mlp": "MLP"}
 CLASSIFIER_NAMES: tuple[str, ...] = tuple(CLASSIFIER_LABELS)
 
+# --------------------------------------------------------------------------- strategies
+#: Modelling strategy -> display label. ``study`` is the study's chain (per-block filter ->
+#: LASSO -> signature, then the classifiers); the others are one penalised model each
+#: (:func:`workbench.selection.strategy_pipeline`), whose rows in the run tables carry the
+#: strategy's name in the ``classifier`` column.
+STRATEGY_LABELS: dict[str, str] = {
+    "study": "Study chain (signatures -> classifiers)",
+    "cluster": "Cluster reps + L1 logistic",
+    "stability": "Stability selection + ridge",
+    "elasticnet": "Elastic-net logistic",
+    "prespecified": "Prespecified features (knowledge-driven)"}
+STRATEGY_NAMES: tuple[str, ...] = tuple(STRATEGY_LABELS)
+#: Strategies that are one model (their name fills the ``classifier`` column).
+MODEL_STRATEGIES: tuple[str, ...] = tuple(n for n in STRATEGY_NAMES if n != "study")
+#: Display label of anything in a run table's ``classifier`` column.
+MODEL_LABELS: dict[str, str] = {**CLASSIFIER_LABELS,
+                                **{n: STRATEGY_LABELS[n] for n in MODEL_STRATEGIES}}
+
+
+def strategy_of(classifier: str) -> str:
+    """The strategy a ``classifier`` column value belongs to (``study`` for a classifier)."""
+    return classifier if classifier in MODEL_STRATEGIES else "study"
+
 # --------------------------------------------------------------------------- feature sets
 #: Feature block -> column prefix (``rad__``, ``kin__``, ``dl_<net>__``).
 BLOCK_PREFIXES: dict[str, str] = {

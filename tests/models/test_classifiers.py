@@ -82,8 +82,30 @@ def test_unknown_classifier_lists_the_valid_names():
     ("adaboost", lambda c: isinstance(c, ClassBalanced) and c.method == "sample_weight"),
     ("xgboost", lambda c: isinstance(c, ClassBalanced) and c.method == "scale_pos_weight"),
 ])
-def test_every_classifier_balances_classes(name, check):
-    assert check(make_classifier(name, seed=0))
+def test_every_classifier_balances_classes_when_asked(name, check):
+    assert check(make_classifier(name, seed=0, balance="balanced"))
+
+
+@pytest.mark.parametrize("name", list(CLASSIFIERS))
+def test_no_class_balancing_by_default(name):
+    clf = make_classifier(name, seed=0)
+    assert not isinstance(clf, ClassBalanced)
+    params = clf.get_params()
+    for key in ("class_weight", "estimator__class_weight", "auto_class_weights"):
+        assert params.get(key) in (None, "none"), (name, key, params.get(key))
+    if name == "lda":
+        assert clf.priors is None
+
+
+def test_recalibration_wraps_the_classifier_inside_the_pipeline():
+    pipe = make_pipeline("rf", seed=0, recalibration="isotonic")
+    clf = pipe.named_steps["classifier"]
+    assert clf.method == "isotonic" and clf.estimator.__class__.__name__ == \
+        "RandomForestClassifier"
+    with pytest.raises(ConfigError, match="recalibration"):
+        make_pipeline("lr", recalibration="beta")
+    with pytest.raises(ConfigError, match="class balance"):
+        make_classifier("lr", balance="weighted")
 
 
 class _Recorder(ClassifierMixin, BaseEstimator):
@@ -151,7 +173,7 @@ def test_scale_pos_weight_is_set_for_xgboost():
 
 def test_registry_xgboost_gets_its_weight_from_the_training_labels():
     X, y = _skewed(n=40, n_pos=8)
-    pipe = make_pipeline("xgboost", seed=0).fit(X, y)
+    pipe = make_pipeline("xgboost", seed=0, balance="balanced").fit(X, y)
     assert pipe.named_steps["classifier"].estimator_.get_params()["scale_pos_weight"] == 4.0
 
 

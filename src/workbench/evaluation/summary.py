@@ -9,12 +9,55 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from workbench.evaluation.calibration import calibration_table
 from workbench.evaluation.metrics import metrics_table, youden_threshold
 from workbench.names import LEAKAGE_WARNING
 
-__all__ = ["evaluate", "headline"]
+__all__ = ["CALIBRATION_SLOPE_RANGE", "calibration_warnings", "evaluate", "headline",
+           "repeated_cv_rows"]
+
+#: Calibration slopes outside this range get a warning line in the run summary.
+CALIBRATION_SLOPE_RANGE = (0.7, 1.3)
+#: Per-repeat measures of repeated CV: metric name -> function of (y, p).
+_REPEATED = ("auc", "calibration_slope", "calibration_intercept", "brier")
+
+
+def repeated_cv_rows(cv: pd.DataFrame, base: dict) -> list[dict]:
+    """``<metric>_repeated`` rows from out-of-fold predictions of several CV repeats.
+
+    Each repeat's out-of-fold predictions cover every development patient once; the metric is
+    computed per repeat and reported as the mean (``value``), the range over repeats
+    (``lo``, ``hi``) and the SD (``sd`` in ``method``, and an ``auc_repeated_sd`` row), so
+    the spread a single split hides is on the table.
+    """
+    per: dict[str, list[float]] = {m: [] for m in _REPEATED}
+    n = 0
+    for _, part in cv.groupby("repeat", sort=True):
+        y, p = part["label"].to_numpy(), part["probability"].to_numpy()
+        n = len(y)
+        if len(np.unique(y)) < 2:
+            continue
+        per["auc"].append(float(roc_auc_score(y, p)))
+        cal = calibration_table(y, p).set_index("metric")["value"]
+        for m in _REPEATED[1:]:
+            per[m].append(float(cal[m]))
+    rows = []
+    repeats = len(per["auc"])
+    if not repeats:
+        return rows
+    for m, values in per.items():
+        v = np.asarray(values, dtype=float)
+        rows.append({**base, "metric": f"{m}_repeated", "value": float(np.nanmean(v)),
+                     "lo": float(np.nanmin(v)), "hi": float(np.nanmax(v)), "n": n,
+                     "method": f"mean of {repeats} repeats of k-fold CV (lo-hi: range over "
+                               f"repeats; SD {np.nanstd(v, ddof=1):.3f})"})
+    auc = np.asarray(per["auc"])
+    rows.append({**base, "metric": "auc_repeated_sd", "value": float(np.std(auc, ddof=1)),
+                 "lo": np.nan, "hi": np.nan, "n": n,
+                 "method": f"SD of the per-repeat AUC over {repeats} repeats"})
+    return rows
 
 
 def evaluate(predictions: pd.DataFrame, *, threshold_rule: str = "fixed",
@@ -46,6 +89,10 @@ def evaluate(predictions: pd.DataFrame, *, threshold_rule: str = "fixed",
                                calibration_table(y, p)], ignore_index=True)
             for _, r in table.iterrows():
                 rows.append({**base, **r.to_dict()})
+        cv_all = group[group["split"] == "cv"]
+        if cv_all["repeat"].nunique() > 1:
+            base = dict(zip(keys, key, strict=True), split="cv", threshold=thr)
+            rows += repeated_cv_rows(cv_all, base)
     out = pd.DataFrame(rows)
     out["warning"] = out.get("warning", pd.Series(index=out.index, dtype=object))
     out.loc[out["protocol"] == "paper", "warning"] = LEAKAGE_WARNING
@@ -65,4 +112,35 @@ def headline(metrics: pd.DataFrame, feature_set: str, classifier: str = "lr") ->
             continue
         lines.append(f"{start} {r['value']:.3f} (95% CI {r['lo']:.3f}-{r['hi']:.3f}, "
                      f"n={r['n']}){tag}")
+    rep = metrics[(metrics["feature_set"] == feature_set)
+                  & (metrics["classifier"] == classifier)
+                  & (metrics["metric"] == "auc_repeated")]
+    for _, r in rep.iterrows():
+        lines.append(f"{r['protocol']:6s} {feature_set}/{classifier} repeated CV AUC "
+                     f"{r['value']:.3f} (range {r['lo']:.3f}-{r['hi']:.3f}; {r['method']})")
+    return lines
+
+
+def calibration_warnings(metrics: pd.DataFrame, models: list[tuple[str, str]]) -> list[str]:
+    """A warning line per honest headline model whose calibration slope (repeated CV when
+    there is one, else the CV) lies outside :data:`CALIBRATION_SLOPE_RANGE`."""
+    lo, hi = CALIBRATION_SLOPE_RANGE
+    lines = []
+    for fs, clf in models:
+        sel = metrics[(metrics["protocol"] == "honest") & (metrics["feature_set"] == fs)
+                      & (metrics["classifier"] == clf) & (metrics["split"] == "cv")]
+        for name in ("calibration_slope_repeated", "calibration_slope"):
+            row = sel[sel["metric"] == name]
+            if row.empty or pd.isna(row["value"].iat[0]):
+                continue
+            slope = float(row["value"].iat[0])
+            if not lo <= slope <= hi:
+                where = "repeated CV" if name.endswith("_repeated") else "CV"
+                lines.append(f"WARNING calibration: honest {fs}/{clf} has a {where} "
+                             f"calibration slope of {slope:.2f}, outside {lo}-{hi}: its "
+                             "probabilities are " + ("too extreme (overfitted)" if slope < lo
+                                                     else "too timid") +
+                             "; read them as rankings, or recalibrate "
+                             "(protocol.recalibration)")
+            break
     return lines

@@ -29,12 +29,16 @@ def null_audit(features: pd.DataFrame, clinical: pd.DataFrame, y: pd.Series, *,
                selector, make_clf, permutations: int = 20, feature_set: str = "radiomics",
                classifier: str = "lr", protocols: Sequence[str] = ("honest", "paper"),
                settings: ProtocolSettings | None = None, seed: int = 0,
-               progress: bool = True, tuned_blocks: Iterable[str] = ()) -> pd.DataFrame:
+               progress: bool = True, tuned_blocks: Iterable[str] = (),
+               strategies: Sequence[str] = (), make_strategy=None) -> pd.DataFrame:
     """Run ``protocols`` on ``permutations`` label permutations.
 
     The permutations are drawn up front from ``seed`` and run in parallel
     (``settings.jobs`` workers, each running its protocols' folds in turn), so the result
-    does not depend on the number of workers. ``tuned_blocks`` are blocks fitted on the true
+    does not depend on the number of workers. ``strategies`` (with ``make_strategy``) are
+    non-study strategies audited beside ``classifier`` on the same permutations (honest
+    protocol; their rows carry the strategy in ``classifier``); ``classifier=None`` audits
+    the strategies only. ``tuned_blocks`` are blocks fitted on the true
     labels (fine-tuned CNNs); a feature set using one is refused
     (:func:`~workbench.models.tuned.refuse_tuned_audit`).
 
@@ -60,7 +64,8 @@ def null_audit(features: pd.DataFrame, clinical: pd.DataFrame, y: pd.Series, *,
     def one(k: int, y_perm: pd.Series) -> list[dict]:
         return _one_permutation(k, y_perm, features, clinical, selector=selector,
                                 make_clf=make_clf, feature_set=feature_set,
-                                classifier=classifier, protocols=protocols, settings=inner)
+                                classifier=classifier, protocols=protocols, settings=inner,
+                                strategies=strategies, make_strategy=make_strategy)
 
     rows = []
     runs = Parallel(n_jobs=jobs, return_as="generator")(
@@ -74,22 +79,29 @@ def null_audit(features: pd.DataFrame, clinical: pd.DataFrame, y: pd.Series, *,
 
 
 def _one_permutation(k, y_perm, features, clinical, *, selector, make_clf, feature_set,
-                     classifier, protocols, settings) -> list[dict]:
+                     classifier, protocols, settings, strategies=(), make_strategy=None
+                     ) -> list[dict]:
     rows = []
     for protocol in protocols:
+        with_strategies = protocol == "honest" and strategies
+        if classifier is None and not with_strategies:
+            continue
         res = run_protocol(protocol, features, clinical, y_perm, feature_sets=[feature_set],
-                           classifiers=[classifier], selector=selector, make_clf=make_clf,
-                           settings=settings)
-        for split, part in res.predictions.groupby("split"):
-            part = part[part["repeat"] <= 0]
+                           classifiers=[classifier] if classifier else [], selector=selector,
+                           make_clf=make_clf, settings=settings,
+                           strategies=strategies if with_strategies else (),
+                           make_strategy=make_strategy)
+        preds = res.predictions[res.predictions["repeat"] <= 0]
+        for (name, split), part in preds.groupby(["classifier", "split"], sort=True):
             rows.append({"permutation": k, "protocol": protocol, "feature_set": feature_set,
-                         "classifier": classifier, "split": split,
+                         "classifier": name, "split": split,
                          "auc": float(roc_auc_score(part["label"], part["probability"])),
                          "n": len(part)})
     return rows
 
 
 def summarise(audit: pd.DataFrame) -> pd.DataFrame:
-    """Mean, SD and range of the null AUCs per protocol and split."""
-    return (audit.groupby(["protocol", "split"])["auc"]
+    """Mean, SD and range of the null AUCs per protocol, model (classifier or strategy) and
+    split."""
+    return (audit.groupby(["protocol", "classifier", "split"], sort=False)["auc"]
             .agg(mean="mean", sd="std", min="min", max="max", runs="count").reset_index())

@@ -72,6 +72,16 @@ class FusionModel(ClassifierMixin, BaseEstimator):
         clin = [c for c in self.design_columns if c.startswith(CLINICAL_PREFIX)]
         for c in clin:
             design[c] = features[c] if c in features.columns else np.nan
+        # a strategy model (no blocks) reads the raw feature columns it was fitted on
+        raw = [c for c in self.design_columns
+               if not c.startswith(CLINICAL_PREFIX) and c not in design.columns]
+        missing = [c for c in raw if c not in features.columns]
+        if missing:
+            raise WorkbenchError(f"feature table lacks {len(missing)} columns the model was "
+                                 f"trained on (e.g. {missing[:3]}); extract features with the "
+                                 "model's settings", step="predict")
+        if raw:
+            design = pd.concat([design, features[raw]], axis=1)
         return design[list(self.design_columns)]
 
     def predict_proba(self, features: pd.DataFrame) -> np.ndarray:

@@ -73,6 +73,14 @@ TRUSTED_TYPES: frozenset[str] = frozenset({
     "workbench.selection._univariate.UnivariateFilter",
     "workbench.selection._lasso.LassoSelector",
     "workbench.selection._signature.Signature",
+    # the modelling strategies (workbench.selection.strategy_pipeline)
+    "workbench.selection._penalised.PenalisedLogistic",
+    "workbench.selection._cluster.CorrelationClusters",
+    "workbench.selection._stability.StabilitySelector",
+    "workbench.selection._prespecified.PrespecifiedColumns",
+    # isotonic recalibration (protocol.recalibration: isotonic)
+    "sklearn.calibration._IsotonicCalibration",
+    "sklearn.isotonic.IsotonicRegression",
 })
 
 TRUSTED_NODES: frozenset[str] = frozenset({

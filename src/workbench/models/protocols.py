@@ -19,15 +19,15 @@ the number of workers or the order the units finish in.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
-from sklearn.model_selection import StratifiedKFold
 from tqdm.auto import tqdm
 
 from workbench.errors import WorkbenchError
@@ -39,6 +39,12 @@ from workbench.models.feature_sets import (
 )
 from workbench.models.fusion import assemble
 from workbench.models.split import stratified_split
+from workbench.models.strategy_runs import (
+    fold_tasks,
+    not_applicable,
+    strategy_calls,
+    strategy_outputs,
+)
 from workbench.names import LEAKAGE_WARNING, PROTOCOL_NAMES
 from workbench.selection import lasso_cv_trace, selection_trace
 
@@ -65,6 +71,8 @@ class ProtocolSettings:
     repeats: int = 1
     seed: int = 42
     jobs: int = 1
+    #: repeats of the CV for the non-study strategies (honest protocol only)
+    strategy_repeats: int = 1
 
 
 @dataclass
@@ -78,6 +86,8 @@ class ProtocolResult:
     split: pd.Series  # patient_id -> train / test
     final_models: dict = field(default_factory=dict)  # (feature_set, classifier) -> FusionModel
     final_designs: dict = field(default_factory=dict)  # feature_set -> (X_train, X_test)
+    # (feature_set, strategy) -> FusionModel of a non-study strategy (raw columns in)
+    strategy_models: dict = field(default_factory=dict)
     skipped: list[dict] = field(default_factory=list)  # recorded, explained skips
     # protocol, block, repeat, fold, alpha, mean_score, std_score, sem_score, n_nonzero, chosen
     lasso_cv: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -155,14 +165,12 @@ def _keyed(key, func, args):
     return key, func(*args)
 
 
-def _run_units(calls: list[tuple], jobs: int, bar, counts: dict[str, int],
+def _run_units(calls: Iterable[tuple], jobs: int, bar, counts: dict[str, int],
                done: Callable[[object], str]) -> dict:
     """Run every ``(key, func, args)`` with joblib (``jobs`` workers), advancing ``bar`` as
     each unit finishes; ``done(value)`` names the ``counts`` entry it adds to. Returns
     ``{key: value}`` (the results do not depend on the order the units finish in)."""
     out = {}
-    if not calls:
-        return out
     units = Parallel(n_jobs=jobs, return_as="generator_unordered")(
         delayed(_keyed)(key, func, args) for key, func, args in calls)
     for key, value in units:
@@ -190,7 +198,7 @@ def _fold_output(task: tuple, fitted: dict, sig_tr: pd.DataFrame, sig_ev: pd.Dat
     ``(task, predictions, fitted blocks, skips, (models, designs), sig_train, sig_eval)``."""
     r, k, _tr, ev = task
     preds, skip, models = [], list(block_skips), {}
-    for fs in usable:
+    for fs in usable if classifiers else []:
         if fs.name not in designs:
             missing = [b for b in fs.blocks if b not in fitted]
             skip.append({"feature_set": fs.name, "reason": f"blocks {missing} skipped"})
@@ -227,7 +235,9 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
                  *, feature_sets: Sequence[str], classifiers: Sequence[str],
                  selector: SelectorFactory, make_clf: ClassifierFactory,
                  settings: ProtocolSettings | None = None,
-                 progress: bool = False) -> ProtocolResult:
+                 progress: bool = False, strategies: Sequence[str] = (),
+                 strategy_sets: Sequence[str] | None = None,
+                 make_strategy: ClassifierFactory | None = None) -> ProtocolResult:
     """Run ``protocol`` over the grid feature sets × classifiers.
 
     Parameters
@@ -250,6 +260,10 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
     progress
         Show a tqdm bar ``models (<protocol>)`` over the units of work (:func:`grid_units`),
         advancing as each finishes, with selected / fitted / skipped counts.
+    strategies, strategy_sets, make_strategy
+        Non-study strategies (:mod:`workbench.models.strategy_runs`), the feature sets they
+        run on (default ``feature_sets``) and ``factory(name, seed)`` building their
+        pipelines. Honest protocol only: under ``paper`` each is recorded as skipped.
     """
     if protocol not in PROTOCOLS:
         raise ModellingError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}",
@@ -282,23 +296,38 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
     test_ids = split.index[split == "test"].tolist()
     y_train = y.loc[train_ids]
 
-    tasks = []
-    for r in range(s.repeats):
-        skf = StratifiedKFold(n_splits=s.cv_folds, shuffle=True, random_state=s.seed + r)
-        for k, (tr, ev) in enumerate(skf.split(np.zeros(len(train_ids)), y_train)):
-            tasks.append((r, k, [train_ids[i] for i in tr], [train_ids[i] for i in ev]))
-    tasks.append((-1, -1, train_ids, test_ids))  # the final refit, scored once on test
+    # CV folds of every repeat, then the final refit, scored once on test
+    tasks = fold_tasks(train_ids, y_train, test_ids, folds=s.cv_folds, repeats=s.repeats,
+                       seed=s.seed)
+    strategies = list(strategies) if make_strategy is not None else []
+    if protocol == "paper" and strategies:
+        skipped += [{"classifier": name, "reason": "non-study strategies run under the honest "
+                     "protocol only (the paper protocol reproduces the study's chain)"}
+                    for name in strategies]
+        strategies = []
+    s_sets = [FEATURE_SETS[n] for n in (feature_sets if strategy_sets is None
+                                        else strategy_sets)]
+    s_sets = [fs for fs in s_sets if not set(fs.blocks) & set(empty)]
+    s_tasks = (fold_tasks(train_ids, y_train, test_ids, folds=s.cv_folds,
+                          repeats=s.strategy_repeats, seed=s.seed) if strategies else [])
+    if strategies:
+        skipped += not_applicable(s_sets, strategies, features, make_strategy, s.seed)
+    n_strategy_units, s_calls = strategy_calls(s_tasks, s_sets, strategies, features, clinical, y,
+                             _fit_classifier, make_strategy, s.seed)
 
     # Every unit of work is its own joblib task, so the bar advances as units finish:
     # selection per (fold, block) -- paper: per block, on everyone, before the split -- then
     # one classifier fit per (fold, feature set, classifier) on that fold's signatures.
     fold_blocks = sorted({b for fs in usable for b in fs.blocks})
     sel_blocks = [b for b in blocks if b not in empty] if protocol == "paper" else fold_blocks
+    if not classifiers:  # strategies only: the study's selection has no consumer
+        sel_blocks = []
     fit_on = ({None: features.index.tolist()} if protocol == "paper"
               else {i: task[2] for i, task in enumerate(tasks)})
     cols = {b: block_columns(features.columns, b) for b in sel_blocks}
     counts = {"selected": 0, "fitted": 0, "skipped": 0}
-    total = grid_units(protocol, len(tasks), len(sel_blocks), len(usable), len(classifiers))
+    total = (grid_units(protocol, len(tasks), len(sel_blocks), len(usable), len(classifiers))
+             + n_strategy_units)
     with tqdm(total=total, desc=f"models ({protocol})", unit="fit",
               disable=not progress) as bar:
         selected = _run_units(
@@ -333,8 +362,10 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
                            (X_tr, y.loc[tr], X_ev, name, make_clf, s.seed, r == -1))
                           for name in classifiers]
             folds.append((fitted, sig_tr, sig_ev, designs))
-        fits = _run_units(calls, s.jobs, bar, counts,
+        fits = _run_units(itertools.chain(calls, s_calls), s.jobs, bar, counts,
                           lambda v: "skipped" if v[2] is not None else "fitted")
+    s_preds, s_skipped, s_models = strategy_outputs(s_tasks, fits, y, features, protocol)
+    skipped += s_skipped
     outputs = [_fold_output(task, *fold, usable, classifiers, fits, i, y,
                             [] if protocol == "paper" else block_skips[i])
                for i, (task, fold) in enumerate(zip(tasks, folds, strict=True))]
@@ -348,13 +379,14 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
                  f"{count} of {len(tasks)} folds (CV folds + final refit; see the fold "
                  "skips): its metrics cover fewer patients"}
                 for (fs, clf), count in sorted(done.items()) if count < len(tasks)]
-    if not done:
+    if not done and not s_preds:
         fold_skips = [d for _task, _p, _f, skip, *_ in outputs for d in skip]
         reasons = sorted({f"{d.get('block') or d.get('feature_set')}: {d['reason']}"
                           for d in skipped + fold_skips})
         raise ModellingError(f"no feature set x classifier produced any prediction under "
                              f"protocol {protocol!r}: " + "; ".join(reasons[:5]), step="model")
-    predictions, selections, signatures, final_models, final_designs = [], [], [], {}, {}
+    predictions, selections, signatures, final_models, final_designs = (list(s_preds), [], [],
+                                                                       {}, {})
     curves = []
     for (r, k, _tr, _ev), preds, fitted, skip, models, sig_tr, sig_ev in outputs:
         predictions += preds
@@ -390,7 +422,8 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
         cv_curves.insert(0, "protocol", protocol)
     return ProtocolResult(protocol=protocol, predictions=pred, selection=sel, signatures=sig,
                           split=split, final_models=final_models,
-                          final_designs=final_designs, skipped=skipped, lasso_cv=cv_curves,
+                          final_designs=final_designs, strategy_models=s_models,
+                          skipped=skipped, lasso_cv=cv_curves,
                           seconds=time.perf_counter() - start,
                           warning=LEAKAGE_WARNING if protocol == "paper" else None)
 

@@ -39,12 +39,15 @@ from workbench.models.tuned import refuse_tuned_audit, sets_using, tuned_blocks,
 from workbench.names import LEAKAGE_WARNING
 from workbench.pipeline import cache
 from workbench.pipeline.settings import (
-    classifier_factory,
+    classifiers_for,
     modelling_settings,
     protocol_settings,
     selector_factory,
+    strategy_factory,
+    strategy_grid,
 )
 from workbench.rundir import AUDIT_OUTPUTS, FEATURE_FAMILIES, MODEL_OUTPUTS, RunDir
+from workbench.selection import check_patterns
 
 log = logging.getLogger(__name__)
 
@@ -208,14 +211,21 @@ def run_models(cfg: RunConfig, features: pd.DataFrame, clinical: pd.DataFrame, y
     run = RunDir(run_dir)
     tuned = label_tuned_blocks(cfg, run, features) if tuned is None else tuned
     settings = protocol_settings(cfg, jobs=jobs)
+    strategies, strategy_sets = strategy_grid(cfg)
+    if "prespecified" in strategies:  # a typo must not become a silently empty model
+        check_patterns(cfg.strategies.prespecified, features.columns)
+    classifiers = cfg.classifiers if "study" in cfg.strategies.names else ()
     results: dict[str, ProtocolResult] = {}
     for protocol in cfg.protocol.kinds:
-        log.info("protocol %s: %d feature sets x %d classifiers", protocol,
-                 len(cfg.feature_sets), len(cfg.classifiers))
+        log.info("protocol %s: %d feature sets x %d classifiers; strategies %s on %d sets",
+                 protocol, len(cfg.feature_sets), len(classifiers), list(strategies),
+                 len(strategy_sets))
         results[protocol] = run_protocol(
             protocol, features, clinical, y, feature_sets=cfg.feature_sets,
-            classifiers=cfg.classifiers, selector=selector_factory(cfg),
-            make_clf=classifier_factory, settings=settings, progress=progress)
+            classifiers=classifiers, selector=selector_factory(cfg),
+            make_clf=classifiers_for(cfg), settings=settings, progress=progress,
+            strategies=strategies, strategy_sets=strategy_sets,
+            make_strategy=strategy_factory(cfg))
 
     preds = pd.concat([r.predictions for r in results.values()], ignore_index=True)
     metrics = evaluate(preds, threshold_rule=cfg.protocol.threshold,
@@ -248,7 +258,7 @@ def run_models(cfg: RunConfig, features: pd.DataFrame, clinical: pd.DataFrame, y
 
     if save_models:
         for protocol, r in results.items():
-            for (fs, clf_name), model in r.final_models.items():
+            for (fs, clf_name), model in {**r.final_models, **r.strategy_models}.items():
                 model.metadata = {"config": cfg.model_dump(mode="json"), "seed": cfg.seed,
                                   "train_patients": r.split.index[r.split == "train"].tolist(),
                                   "warning": r.warning}
@@ -315,7 +325,8 @@ def audit_stage(cfg: RunConfig, run_dir: Path | RunDir, *, permutations: int | N
         raise
     key = cache.stage_key([features, clinical, y], _with_tuned({
         **modelling_settings(cfg), "permutations": permutations,
-        "feature_set": feature_set, "classifier": classifier}, tuned))
+        "feature_set": feature_set, "classifier": classifier,
+        "strategies": list(cfg.audit.strategies)}, tuned))
     key_file = run.path("audit_key")
     if not force and cache.is_current(key_file, key, [run.path(n) for n in AUDIT_OUTPUTS]):
         log.info("audit: inputs, settings and code unchanged; reusing %s", key_file.parent)
@@ -329,12 +340,15 @@ def audit_stage(cfg: RunConfig, run_dir: Path | RunDir, *, permutations: int | N
                              f"{sorted(missing)} that this run did not extract", step="audit")
     run.folder("audit_key")
     cache.invalidate(key_file)
+    strategies = tuple(n for n in cfg.audit.strategies if n != "study")
     audit = null_audit(features, clinical, y,
-                       selector=selector_factory(cfg), make_clf=classifier_factory,
-                       permutations=permutations, feature_set=feature_set, classifier=classifier,
+                       selector=selector_factory(cfg), make_clf=classifiers_for(cfg),
+                       permutations=permutations, feature_set=feature_set,
+                       classifier=classifier if "study" in cfg.audit.strategies else None,
                        protocols=("honest", "paper"),
                        settings=protocol_settings(cfg, jobs=jobs, repeats=1), seed=cfg.seed,
-                       progress=progress, tuned_blocks=tuned)
+                       progress=progress, tuned_blocks=tuned, strategies=strategies,
+                       make_strategy=strategy_factory(cfg))
     run.write("audit", audit)
     summary = summarise(audit)
     run.write("audit_summary", summary)

@@ -21,9 +21,10 @@ import pandas as pd
 from workbench.cohort.table import CohortTable, Problem, problems_frame
 from workbench.config import RunConfig
 from workbench.errors import WorkbenchError
-from workbench.evaluation.summary import headline
+from workbench.evaluation.summary import calibration_warnings, headline
 from workbench.features.extract import FeatureResult
 from workbench.hashing import remembered_digests
+from workbench.names import MODEL_STRATEGIES
 from workbench.pipeline.manifest import manifest_stage
 from workbench.pipeline.models import ModelStageResult, audit_stage, model_stage
 from workbench.pipeline.preprocess import PreprocessResult
@@ -218,14 +219,20 @@ def _summary(cohort: CohortTable, pre: PreprocessResult, feats: dict[str, Featur
         lines.append(f"deep weights: {feats['deep'].label}")
     if models is not None:
         lines.append(models.exclusion_line)
-        best = [fs for fs in HEADLINE_SETS if fs in set(models.metrics["feature_set"])]
+        metrics = models.metrics
+        best = [fs for fs in HEADLINE_SETS if fs in set(metrics["feature_set"])]
         if best:
-            lines += headline(models.metrics, best[0])
+            ran = set(metrics.loc[metrics["feature_set"] == best[0], "classifier"])
+            heads = [(best[0], c) for c in ("lr", *MODEL_STRATEGIES) if c in ran]
+            for fs, clf in heads:
+                lines += headline(metrics, fs, clf)
+            lines += calibration_warnings(metrics, heads)
     if audit is not None:
         for _, r in audit.attrs["summary"].iterrows():
             if r["split"] == "test":
                 lines.append(f"null audit ({audit['feature_set'].iloc[0]}, "
-                             f"{int(r['runs'])} permutations) {r['protocol']}: test AUC "
+                             f"{int(r['runs'])} permutations) {r['protocol']}"
+                             f"/{r.get('classifier', '')}: test AUC "
                              f"{r['mean']:.3f} ± {r['sd']:.3f}")
     if ibsi.get("line"):
         lines.append(ibsi["line"])

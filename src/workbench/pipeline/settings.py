@@ -7,6 +7,7 @@ one place.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,12 @@ from workbench.imaging.preprocess import PreprocessSettings
 from workbench.models.classifiers import make_pipeline
 from workbench.models.protocols import ProtocolSettings
 from workbench.models.split import stratified_split
-from workbench.selection import selection_pipeline
+from workbench.selection import StrategySettings, selection_pipeline, strategy_pipeline
 
-__all__ = ["classifier_factory", "deep_options", "default_cache", "default_run_dir",
+__all__ = ["classifier_factory", "classifiers_for", "deep_options", "default_cache", "default_run_dir",
            "fine_tune_split", "kinetic_options", "modelling_settings", "preprocess_settings",
            "protocol_settings", "radiomics_params_path", "selector_factory",
-           "synthetic_cohort_dir"]
+           "strategy_factory", "strategy_grid", "strategy_settings", "synthetic_cohort_dir"]
 
 
 # --------------------------------------------------------------------------- folders
@@ -125,9 +126,45 @@ def selector_factory(cfg: RunConfig):
     return make
 
 
-def classifier_factory(name: str, seed: int):
-    """``factory(name, seed)``: the classifier pipeline (imputation, scaling, model)."""
-    return make_pipeline(name, seed=seed)
+def classifier_factory(name: str, seed: int, *, balance: str = "none",
+                       recalibration: str = "none"):
+    """``factory(name, seed)``: the classifier pipeline (imputation, scaling, model); no
+    class balancing, no recalibration unless asked (:func:`classifiers_for`)."""
+    return make_pipeline(name, seed=seed, balance=balance, recalibration=recalibration)
+
+
+def classifiers_for(cfg: RunConfig):
+    """:func:`classifier_factory` with the config's class balancing and recalibration."""
+    return partial(classifier_factory, balance=cfg.protocol.class_balance,
+                   recalibration=cfg.protocol.recalibration)
+
+
+def strategy_settings(cfg: RunConfig) -> StrategySettings:
+    """The ``strategies`` section as :class:`~workbench.selection.StrategySettings`."""
+    st = cfg.strategies
+    return StrategySettings(cluster_threshold=st.cluster_threshold, inner_cv=st.inner_cv,
+                            scoring=st.scoring, n_alphas=st.n_alphas,
+                            elasticnet_l1_ratios=tuple(st.elasticnet_l1_ratios),
+                            stability_threshold=st.stability_threshold,
+                            stability_expected_false=st.stability_expected_false,
+                            stability_subsamples=st.stability_subsamples,
+                            prespecified=tuple(st.prespecified))
+
+
+def _strategy(name: str, seed: int, *, settings: StrategySettings):
+    return strategy_pipeline(name, settings, seed=seed)
+
+
+def strategy_factory(cfg: RunConfig):
+    """``factory(name, seed)``: the pipeline of a non-study strategy."""
+    return partial(_strategy, settings=strategy_settings(cfg))
+
+
+def strategy_grid(cfg: RunConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(non-study strategies, the feature sets they run on)`` of the config."""
+    names = tuple(n for n in cfg.strategies.names if n != "study")
+    sets = cfg.strategies.feature_sets
+    return names, tuple(cfg.feature_sets if sets is None else sets)
 
 
 def protocol_settings(cfg: RunConfig, *, jobs: int | None = None,
@@ -135,10 +172,12 @@ def protocol_settings(cfg: RunConfig, *, jobs: int | None = None,
     """The ``protocol`` section (plus the seed and the worker count)."""
     return ProtocolSettings(test_size=cfg.protocol.test_size, cv_folds=cfg.protocol.cv_folds,
                             repeats=cfg.protocol.repeats if repeats is None else repeats,
+                            strategy_repeats=(cfg.strategies.repeats if repeats is None
+                                              else repeats),
                             seed=cfg.seed, jobs=jobs or cfg.jobs)
 
 
 def modelling_settings(cfg: RunConfig) -> dict:
     """The config sections that shape the modelling results (part of the stage cache key)."""
     return cfg.model_dump(mode="json", include={"seed", "selection", "feature_sets",
-                                                "classifiers", "protocol"})
+                                                "classifiers", "protocol", "strategies"})

@@ -39,13 +39,20 @@ def null_audit_histogram(audit: pd.DataFrame, *, split: str = "test",
     edges = np.linspace(0, 1, int(bins) + 1)
     colors = {"honest": PALETTE[0], "paper": PALETTE[1]}
     elements = []
-    for i, (protocol, group) in enumerate(rows.groupby("protocol", sort=True)):
+    # one histogram per protocol, or per protocol x model when several models were audited
+    by_model = "classifier" in rows.columns and rows["classifier"].nunique() > 1
+    keys = ["protocol", "classifier"] if by_model else ["protocol"]
+    for i, (key, group) in enumerate(rows.groupby(keys, sort=True)):
+        protocol = key[0] if isinstance(key, tuple) else key
+        name = f"{protocol} / {key[1]}" if by_model else str(protocol)
         counts, _ = np.histogram(group["auc"].to_numpy(dtype=float), bins=edges)
-        label = (f"{protocol}: mean AUC {group['auc'].mean():.2f} "
+        label = (f"{name}: mean AUC {group['auc'].mean():.2f} "
                  f"({len(group)} permutations)")
-        elements.append(hv.Histogram((edges, counts), kdims=["auc"], vdims=["runs"], label=label).opts(
-            color=colors.get(str(protocol), PALETTE[(i + 2) % len(PALETTE)]), alpha=0.5,
-            line_color=None))
+        color = (PALETTE[i % len(PALETTE)] if by_model
+                 else colors.get(str(protocol), PALETTE[(i + 2) % len(PALETTE)]))
+        elements.append(hv.Histogram((edges, counts), kdims=["auc"], vdims=["runs"],
+                                     label=label).opts(color=color, alpha=0.5,
+                                                       line_color=None))
     elements.append(hv.VLine(0.5).opts(color="black", line_dash="dashed", line_width=1.5))
     what = ", ".join(f"{c} {sorted(map(str, rows[c].unique()))}" for c in
                      ("feature_set", "classifier") if c in rows.columns)

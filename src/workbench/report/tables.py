@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import pandas as pd
 
 from workbench.evaluation.display import format_ci
-from workbench.names import BLOCK_PREFIXES, CLASSIFIER_LABELS, NETWORK_NAMES
+from workbench.names import BLOCK_PREFIXES, MODEL_LABELS, NETWORK_NAMES
 from workbench.plots.signatures import FUNNEL_STEPS, funnel_counts
 
 __all__ = ["ABLATION_SETS", "TABLE2_METRICS", "ablation_table", "classifier_label",
@@ -34,7 +34,7 @@ ABLATION_SETS: tuple[str, ...] = ("radiomics", *NETWORK_NAMES, "deep", "fusion",
 
 def classifier_label(name: str) -> str:
     """Display name of a classifier (``"lr"`` → ``"Logistic regression"``)."""
-    return CLASSIFIER_LABELS.get(str(name), str(name))
+    return MODEL_LABELS.get(str(name), str(name))
 
 
 def _rows(metrics: pd.DataFrame, protocol: str, split: str) -> pd.DataFrame:
