@@ -202,6 +202,28 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("name", help="dataset name: ibsi1 (folder) or ispy1_clinical (workbook)")
     p.set_defaults(handler="data")
 
+    p = sub.add_parser(
+        "learning-curve", help="honest repeated-CV AUC of each strategy x feature set against "
+                               "cohort size, beside clinical alone, the oracle and the bound",
+        description="Honest repeated-CV AUC of the config's strategies on their feature sets "
+                    "and of clinical alone (study chain, lr) for each cohort size, with the "
+                    "oracle and the learnable bound on synthetic cohorts. Writes "
+                    "learning_curve.csv and learning_curve.html; per-size results are cached.")
+    p.add_argument("--config", required=True, help="run config YAML naming the strategies "
+                                                   "(strategies.names, .feature_sets)")
+    p.add_argument("--sizes", required=True, nargs="+", type=int, metavar="N",
+                   help="cohort sizes, e.g. 60 100 163 (each >= 4 x protocol.cv_folds)")
+    p.add_argument("--out", help="output folder (default data/runs/<config name>-learning-curve)")
+    p.add_argument("--run", help="finished run directory whose modelling inputs are "
+                                 "subsampled (stratified, nested; default for a real cohort: "
+                                 "data/runs/<config name>; a synthetic cohort without --run is "
+                                 "generated and extracted per size)")
+    p.add_argument("--repeats", type=_at_least_one("--repeats"), default=None,
+                   help="CV repeats per size (default: the config's strategies.repeats)")
+    p.add_argument("--jobs", type=_WORKERS, default=None)
+    p.add_argument("--cache", help="content-addressed caches (default data/interim)")
+    p.set_defaults(handler="learning_curve")
+
     for name, text in (("run", "run every stage of the pipeline on a config's cohort into one "
                                "run directory"),
                        ("demo", "alias of 'run' (make demo: the embedded synthetic cohort)")):

@@ -313,6 +313,24 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_learning_curve(args: argparse.Namespace) -> int:
+    # HoloViews and Bokeh (the plot): only for this command
+    from workbench.pipeline.learning_curve import default_out, learning_curve, learning_curve_lines
+
+    cfg = load_config(args.config)
+    table = learning_curve(cfg, args.sizes, out=_out_dir(args.out) if args.out else default_out(cfg),
+                           repeats=args.repeats, jobs=args.jobs, progress=not args.quiet,
+                           cache_dir=Path(args.cache) if args.cache else None,
+                           base_run=Path(args.run) if args.run else None)
+    if table.attrs["cached_sizes"]:
+        print(f"learning curve: sizes {table.attrs['cached_sizes']}: unchanged inputs, "
+              "settings and code: reused")
+    print("\n".join(learning_curve_lines(table)))
+    print(f"Learning curve ({table.attrs['seconds']:.0f} s): {table.attrs['csv']}")
+    print(f"  plot: {table.attrs['html']}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     result = run_pipeline(cfg, out=_out_dir(args.out) if args.out else None,
