@@ -15,6 +15,10 @@ Steps (all in this process, on the same machine, one after the other):
    subset; (b) one call per classifier, which refits every block's selection for every
    classifier, as a grid search over pipelines would. Prints the ratio b/a and checks that
    both give the same predictions.
+3. the non-study strategies (``cluster``, ``stability``, ``elasticnet``, ``prespecified``;
+   ``--strategies``) on the config's strategy feature sets with its repeats, honest: the wall
+   time of each, and its ratio to the study chain (``lr``) on the same feature sets and CV
+   repeats, measured in the same run.
 
 ``--synthetic`` builds a table of the study's shape (:func:`workbench.models.noise.noise_table`
 with ``signal=1``): 163 patients, 1,702 ``rad__``, 17 ``kin__``
@@ -28,6 +32,7 @@ with 10-fold CV). Target: the honest grid in <= 5 min on 2 cores.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import time
@@ -72,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="feature sets of the shared-vs-naive comparison")
     parser.add_argument("--skip-grid", action="store_true", help="only the comparison")
     parser.add_argument("--skip-naive", action="store_true", help="only the grid")
+    parser.add_argument("--strategies", nargs="*", default=None,
+                        help="strategies timed in step 3 (default: the config's non-study "
+                             "strategies, else all four); give none to skip step 3")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore")  # per-fold selection and convergence warnings
@@ -81,7 +89,15 @@ def main(argv: list[str] | None = None) -> int:
     from workbench.models.protocols import ProtocolSettings, run_protocol
     from workbench.names import CLASSIFIER_NAMES as ALL_CLASSIFIERS
     from workbench.names import FEATURE_SET_NAMES as ALL_FEATURE_SETS
-    from workbench.pipeline.settings import classifier_factory, selector_factory
+    from workbench.names import MODEL_STRATEGIES
+    from workbench.pipeline.settings import (
+        classifier_factory,
+        classifiers_for,
+        protocol_settings,
+        selector_factory,
+        strategy_factory,
+        strategy_grid,
+    )
 
     cfg = load_config(args.config) if args.config else RunConfig()
     t0 = time.perf_counter()
@@ -128,6 +144,33 @@ def main(argv: list[str] | None = None) -> int:
         print(f"   (b) naive, one call per classifier {t_naive:7.1f} s")
         same = _sorted(pd.concat(naive, ignore_index=True)).equals(_sorted(shared.predictions))
         print(f"   ratio b/a = {t_naive / t_shared:.2f}  (identical predictions: {same})")
+
+    configured, strategy_sets = strategy_grid(cfg)
+    names = (args.strategies if args.strategies is not None
+             else list(configured) or list(MODEL_STRATEGIES))
+    if "prespecified" in names and not cfg.strategies.prespecified:
+        print("   prespecified left out: the config lists no prespecified features")
+        names = [n for n in names if n != "prespecified"]
+    if names:
+        s3 = protocol_settings(cfg, jobs=args.jobs)
+        print(f"\n3. strategies on {', '.join(strategy_sets)}: {s3.strategy_repeats} x "
+              f"{s3.cv_folds}-fold CV + final refit, honest")
+        start = time.perf_counter()
+        run_protocol("honest", features, clinical, y, feature_sets=list(strategy_sets),
+                     classifiers=["lr"], selector=selector, make_clf=classifiers_for(cfg),
+                     settings=dataclasses.replace(s3, repeats=s3.strategy_repeats))
+        t_study = time.perf_counter() - start
+        print(f"   study chain (lr), same sets and repeats {t_study:7.1f} s  (baseline)")
+        for name in names:
+            start = time.perf_counter()
+            res = run_protocol("honest", features, clinical, y, feature_sets=["clinical"],
+                               classifiers=[], selector=selector, make_clf=classifiers_for(cfg),
+                               settings=s3, strategies=[name], strategy_sets=strategy_sets,
+                               make_strategy=strategy_factory(cfg))
+            seconds = time.perf_counter() - start
+            ran = res.predictions.groupby("feature_set").ngroups
+            print(f"   {name:12s} {seconds:7.1f} s  ({ran} feature sets; ratio to the "
+                  f"study chain {seconds / t_study:.2f})")
     return 0
 
 

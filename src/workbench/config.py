@@ -158,6 +158,10 @@ class StrategiesConfig(_Section):
     stability_threshold: Annotated[float, Field(gt=0.5, le=1)] = 0.75
     stability_expected_false: Annotated[float, Field(gt=0)] = 1.0
     stability_subsamples: Annotated[int, Field(ge=2, le=1000)] = 50
+    unpenalised: tuple[str, ...] = Field(("clin__*",), description=(
+        "clinical columns (names or patterns) that enter the strategies' models unpenalised; "
+        "other clin__ columns are penalised with the imaging features. Name established "
+        "predictors: sparse dummies left unpenalised overfit"))
     prespecified: tuple[str, ...] = Field((), description=(
         "feature names or shell patterns (rad__early_original_shape_*) for the prespecified "
         "strategy: a knowledge-driven list, written before looking at the labels"))

@@ -13,8 +13,7 @@ from workbench.selection._penalised import alpha_max
 
 #: every column penalised (no clinical exemption); the parameter is being renamed from
 #: ``unpenalised_prefix`` (a prefix) to ``unpenalised`` (names or patterns): either works here
-EVERYTHING_PENALISED = {("unpenalised" if "unpenalised" in PenalisedLogistic().get_params()
-                         else "unpenalised_prefix"): None}
+EVERYTHING_PENALISED = {"unpenalised": None}
 
 
 def _standardised(n=120, p=10, seed=0):

@@ -82,7 +82,12 @@ def default_selection(metrics: pd.DataFrame) -> tuple[list[str], list[str], str]
                   for fam in dict.fromkeys(map(feature_set_family, sets))]
         return (chosen, [clf], "first feature set of each family with "
                 f"{clf} (this run has no honest cross-validated AUC to choose by)")
-    mean = auc.groupby("classifier", sort=False)["value"].mean()
+    # compare classifiers (and strategies, which may run on fewer sets) on the feature sets
+    # every one of them has, so a classifier is not favoured by an easier set of sets
+    sets_of = auc.groupby("classifier", sort=False)["feature_set"].agg(set)
+    common = set.intersection(*sets_of) if len(sets_of) else set()
+    fair = auc[auc["feature_set"].isin(common)] if common else auc
+    mean = fair.groupby("classifier", sort=False)["value"].mean()
     clf = str(mean.idxmax())
     by_set = auc[auc["classifier"] == clf].set_index("feature_set")["value"]
     chosen = []

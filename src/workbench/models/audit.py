@@ -19,7 +19,7 @@ from joblib import Parallel, delayed
 from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
-from workbench.models.protocols import ProtocolSettings, run_protocol
+from workbench.models.protocols import ModellingError, ProtocolSettings, run_protocol
 from workbench.models.tuned import refuse_tuned_audit
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,9 @@ def null_audit(features: pd.DataFrame, clinical: pd.DataFrame, y: pd.Series, *,
     Returns
     -------
     pandas.DataFrame
-        permutation, protocol, feature_set, classifier, split (cv | test), auc, n — one row
-        per permutation × protocol × split.
+        permutation, protocol, feature_set, classifier, split (cv | test), auc, n, note —
+        one row per permutation × protocol × model × split; ``auc`` is NaN, with the reason
+        in ``note``, when the model kept no feature and predicted nothing.
     """
     refuse_tuned_audit(feature_set, tuned_blocks)
     rng = np.random.default_rng(seed)
@@ -86,22 +87,40 @@ def _one_permutation(k, y_perm, features, clinical, *, selector, make_clf, featu
         with_strategies = protocol == "honest" and strategies
         if classifier is None and not with_strategies:
             continue
-        res = run_protocol(protocol, features, clinical, y_perm, feature_sets=[feature_set],
-                           classifiers=[classifier] if classifier else [], selector=selector,
-                           make_clf=make_clf, settings=settings,
-                           strategies=strategies if with_strategies else (),
-                           make_strategy=make_strategy)
-        preds = res.predictions[res.predictions["repeat"] <= 0]
-        for (name, split), part in preds.groupby(["classifier", "split"], sort=True):
-            rows.append({"permutation": k, "protocol": protocol, "feature_set": feature_set,
-                         "classifier": name, "split": split,
-                         "auc": float(roc_auc_score(part["label"], part["probability"])),
-                         "n": len(part)})
+        expected = ([classifier] if classifier else []) + (list(strategies)
+                                                           if with_strategies else [])
+        try:
+            res = run_protocol(protocol, features, clinical, y_perm,
+                               feature_sets=[feature_set],
+                               classifiers=[classifier] if classifier else [],
+                               selector=selector, make_clf=make_clf, settings=settings,
+                               strategies=strategies if with_strategies else (),
+                               make_strategy=make_strategy)
+        except ModellingError as exc:  # nothing predicted at all (e.g. nothing stable)
+            preds, why = pd.DataFrame(columns=["classifier", "split", "repeat"]), str(exc)
+        else:
+            preds, why = res.predictions[res.predictions["repeat"] <= 0], ""
+        for name in expected:
+            for split in ("cv", "test"):
+                part = preds[(preds["classifier"] == name) & (preds["split"] == split)]
+                row = {"permutation": k, "protocol": protocol, "feature_set": feature_set,
+                       "classifier": name, "split": split, "auc": np.nan, "n": len(part),
+                       "note": ""}
+                if part.empty or part["label"].nunique() < 2:
+                    # a strategy that keeps no feature predicts nothing: said, not imputed
+                    row["note"] = ("no prediction: the model kept no feature"
+                                   + (f" ({why[:160]})" if why else ""))
+                else:
+                    row["auc"] = float(roc_auc_score(part["label"], part["probability"]))
+                rows.append(row)
     return rows
 
 
 def summarise(audit: pd.DataFrame) -> pd.DataFrame:
     """Mean, SD and range of the null AUCs per protocol, model (classifier or strategy) and
-    split."""
-    return (audit.groupby(["protocol", "classifier", "split"], sort=False)["auc"]
-            .agg(mean="mean", sd="std", min="min", max="max", runs="count").reset_index())
+    split; ``runs`` counts the permutations with an AUC, ``no_model`` those where the model
+    kept no feature (no prediction, so no AUC)."""
+    grouped = audit.groupby(["protocol", "classifier", "split"], sort=False)["auc"]
+    out = grouped.agg(mean="mean", sd="std", min="min", max="max", runs="count")
+    out["no_model"] = grouped.size() - out["runs"]
+    return out.reset_index()

@@ -213,7 +213,11 @@ def run_models(cfg: RunConfig, features: pd.DataFrame, clinical: pd.DataFrame, y
     settings = protocol_settings(cfg, jobs=jobs)
     strategies, strategy_sets = strategy_grid(cfg)
     if "prespecified" in strategies:  # a typo must not become a silently empty model
-        check_patterns(cfg.strategies.prespecified, features.columns)
+        check_patterns(cfg.strategies.prespecified, features.columns,
+                       what="strategies.prespecified")
+    if strategies and any(FEATURE_SETS[fs].clinical for fs in strategy_sets):
+        check_patterns(cfg.strategies.unpenalised, clinical.columns,  # nor a silent penalty
+                       where="the clinical design matrix", what="strategies.unpenalised")
     classifiers = cfg.classifiers if "study" in cfg.strategies.names else ()
     results: dict[str, ProtocolResult] = {}
     for protocol in cfg.protocol.kinds:

@@ -148,7 +148,8 @@ def strategy_settings(cfg: RunConfig) -> StrategySettings:
                             stability_threshold=st.stability_threshold,
                             stability_expected_false=st.stability_expected_false,
                             stability_subsamples=st.stability_subsamples,
-                            prespecified=tuple(st.prespecified))
+                            prespecified=tuple(st.prespecified),
+                            unpenalised=tuple(st.unpenalised))
 
 
 def _strategy(name: str, seed: int, *, settings: StrategySettings):

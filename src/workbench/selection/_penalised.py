@@ -6,8 +6,8 @@ minimises, on standardised columns,
     mean_i logloss(y_i, b0 + x_i . b) + alpha * (l1_ratio * ||b_P||_1
                                                  + (1 - l1_ratio) / 2 * ||b_P||^2)
 
-where ``P`` are the *penalised* columns: every column except those whose name starts with
-``unpenalised_prefix`` (``clin__`` by default). The clinical covariates therefore enter as in
+where ``P`` are the *penalised* columns: every column except those matched by
+``unpenalised`` (names or patterns; ``clin__*`` by default). The clinical covariates therefore enter as in
 an ordinary logistic model and the imaging features compete for the penalty: adding imaging
 cannot shrink the clinical signal away, which a shared penalty (or a classifier on a single
 imaging signature) can.
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from fnmatch import fnmatchcase
 
 import numpy as np
 import pandas as pd
@@ -57,12 +58,14 @@ def _penalty(beta: np.ndarray, alpha: float, l1_ratio: float) -> float:
     return alpha * (l1_ratio * np.abs(beta).sum() + 0.5 * (1 - l1_ratio) * beta @ beta)
 
 
-def unpenalised_mask(names, prefix: str | None) -> np.ndarray:
-    """Columns whose name starts with ``prefix`` (none when ``prefix`` is empty)."""
-    names = np.asarray(names, dtype=object)
-    if not prefix:
+def unpenalised_mask(names, patterns) -> np.ndarray:
+    """Columns matched by any of ``patterns`` (exact names or fnmatch patterns such as
+    ``clin__*``); none when ``patterns`` is empty or None."""
+    names = [str(n) for n in np.asarray(names, dtype=object)]
+    if not patterns:
         return np.zeros(len(names), dtype=bool)
-    return np.array([str(n).startswith(prefix) for n in names], dtype=bool)
+    pats = (patterns,) if isinstance(patterns, str) else tuple(patterns)
+    return np.array([any(fnmatchcase(n, p) for p in pats) for n in names], dtype=bool)
 
 
 def _basis(U: np.ndarray) -> np.ndarray:
@@ -238,7 +241,8 @@ class PenalisedLogistic(ClassifierMixin, BaseEstimator):
         (alpha, l1_ratio) with the best inner-CV score is chosen. Each in [0, 1].
     n_alphas : int, default=30
         Penalties per path, log-spaced from the smallest that zeroes every penalised
-        coefficient down to ``alpha_min_ratio`` times it. >= 2.
+        coefficient (for the L1 part; ``1 / 1e-3`` times the lasso's for a ridge) down to
+        ``alpha_min_ratio`` times the lasso's. >= 2.
     alpha_min_ratio : float, default=0.01
         In (0, 1).
     cv : int, default=5
@@ -248,8 +252,10 @@ class PenalisedLogistic(ClassifierMixin, BaseEstimator):
     scoring : {"deviance", "auc"}, default="deviance"
         Inner-CV criterion: mean held-out log-loss (lower is better; favours calibrated
         probabilities) or AUC.
-    unpenalised_prefix : str or None, default="clin__"
-        Columns whose name starts with it are not penalised (needs named input).
+    unpenalised : tuple of str or None, default=("clin__*",)
+        Columns not penalised: exact names or fnmatch patterns (needs named input). Name
+        the established clinical predictors here; sparse dummies (a race category with five
+        patients) left unpenalised invite quasi-separation and overconfident probabilities.
     random_state : int, default=0
         Inner fold assignment.
     tol : float, default=1e-6
@@ -270,13 +276,13 @@ class PenalisedLogistic(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, l1_ratios=(1.0,), n_alphas=30, alpha_min_ratio=0.01, cv=5,
-                 scoring="deviance", unpenalised_prefix="clin__", random_state=0, tol=1e-6):
+                 scoring="deviance", unpenalised=("clin__*",), random_state=0, tol=1e-6):
         self.l1_ratios = l1_ratios
         self.n_alphas = n_alphas
         self.alpha_min_ratio = alpha_min_ratio
         self.cv = cv
         self.scoring = scoring
-        self.unpenalised_prefix = unpenalised_prefix
+        self.unpenalised = unpenalised
         self.random_state = random_state
         self.tol = tol
 
@@ -314,7 +320,7 @@ class PenalisedLogistic(ClassifierMixin, BaseEstimator):
             raise SelectionError(f"Only binary classification is supported (pCR 0/1); y has "
                                  f"{len(np.unique(y))} classes", step="PenalisedLogistic")
         y01, self.classes_ = check_binary_target(y, step="PenalisedLogistic")
-        self.unpenalised_ = unpenalised_mask(feature_names(self), self.unpenalised_prefix)
+        self.unpenalised_ = unpenalised_mask(feature_names(self), self.unpenalised)
         mean, scale = X.mean(axis=0), X.std(axis=0)
         scale[scale < 1e-12] = 1.0  # constant column: stays at zero, harmless
         Xs = (X - mean) / scale
@@ -322,9 +328,13 @@ class PenalisedLogistic(ClassifierMixin, BaseEstimator):
         smallest = int(np.bincount(y01, minlength=2).min())
         n_splits = min(self.cv, smallest)
         rows, best = [], None
+        lasso_top = alpha_max(Xs, y01, pen, 1.0, tol=self.tol)
         for ratio in ratios:
-            top = alpha_max(Xs, y01, pen, ratio, tol=self.tol)
-            grid = np.logspace(np.log10(top), np.log10(top * self.alpha_min_ratio),
+            # from the penalty that zeroes everything (for this mix) down to the lasso
+            # grid's lower end: a ridge path then spans the light penalties too (glmnet's
+            # ratio-scaled top alone would leave a ridge heavily shrunk everywhere)
+            top = lasso_top / max(ratio, RIDGE_L1)
+            grid = np.logspace(np.log10(top), np.log10(lasso_top * self.alpha_min_ratio),
                                self.n_alphas)
             full = penalised_logistic_path(Xs, y01, grid, l1_ratio=ratio, penalised=pen,
                                            tol=self.tol)

@@ -37,7 +37,8 @@ def match_patterns(patterns: Iterable[str], columns: Sequence[str]) -> dict[str,
 
 
 def check_patterns(patterns: Iterable[str], columns: Sequence[str], *,
-                   where: str = "the feature tables") -> None:
+                   where: str = "the feature tables",
+                   what: str = "prespecified features") -> None:
     """Refuse patterns that match no column, listing the closest column names.
 
     Raises
@@ -59,8 +60,8 @@ def check_patterns(patterns: Iterable[str], columns: Sequence[str], *,
         lines.append(f"{pattern!r} matches no column of {where}; closest: "
                      f"{', '.join(close) if close else '(none)'}")
     if lines:
-        raise SelectionError("prespecified features not found:\n  " + "\n  ".join(lines),
-                             step="prespecified")
+        raise SelectionError(f"{what} not found:\n  " + "\n  ".join(lines),
+                             step="strategies")
 
 
 class PrespecifiedColumns(PandasSelectorMixin, SelectorMixin, BaseEstimator):

@@ -9,7 +9,8 @@ half-sample, the expected number of falsely selected features is at most
 ``q**2 / ((2 * threshold - 1) * p)``; Lambda runs from the strongest penalty down to where the
 average number selected reaches ``q = sqrt(expected_false * (2 * threshold - 1) * p)``.
 
-Unpenalised columns (``clin__``) enter every fit without penalty and are always kept.
+Unpenalised columns (``unpenalised``: the clinical covariates) enter every fit without
+penalty and are always kept.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ class StabilitySelector(PandasSelectorMixin, SelectorMixin, BaseEstimator):
         Half-samples (an even number: complementary pairs). >= 2.
     n_alphas : int, default=20
         Penalties per path, from the smallest that selects nothing down to 1 % of it.
-    unpenalised_prefix : str or None, default="clin__"
+    unpenalised : tuple of str or None, default=("clin__*",)
+        Names or patterns of columns fitted without penalty (and always kept).
     random_state : int, default=0
 
     Attributes
@@ -63,12 +65,12 @@ class StabilitySelector(PandasSelectorMixin, SelectorMixin, BaseEstimator):
     """
 
     def __init__(self, threshold=0.75, expected_false=1.0, n_subsamples=50, n_alphas=20,
-                 unpenalised_prefix="clin__", random_state=0):
+                 unpenalised=("clin__*",), random_state=0):
         self.threshold = threshold
         self.expected_false = expected_false
         self.n_subsamples = n_subsamples
         self.n_alphas = n_alphas
-        self.unpenalised_prefix = unpenalised_prefix
+        self.unpenalised = unpenalised
         self.random_state = random_state
 
     def __sklearn_tags__(self):
@@ -98,7 +100,7 @@ class StabilitySelector(PandasSelectorMixin, SelectorMixin, BaseEstimator):
         self._check_params()
         y01, _ = check_binary_target(y, step="StabilitySelector")
         names = feature_names(self)
-        unpen = unpenalised_mask(names, self.unpenalised_prefix)
+        unpen = unpenalised_mask(names, self.unpenalised)
         pen = ~unpen
         scale = X.std(axis=0)
         scale[scale < 1e-12] = 1.0

@@ -20,8 +20,8 @@ prespecified  :class:`PrespecifiedColumns` (a list from the config: knowledge-dr
               label-driven selection) -> imputation -> ridge logistic, penalty by inner CV
 ============  ==========================================================================
 
-In every strategy the clinical covariates enter **unpenalised** and the imaging features
-penalised, so adding imaging cannot throw the clinical signal away: the strategy decides
+In every strategy the clinical covariates named by ``unpenalised`` (default every
+``clin__`` column) enter **unpenalised** and the imaging features penalised, so adding imaging cannot throw the clinical signal away: the strategy decides
 this, not a classifier choice. No class weighting: the probabilities are meant to be
 calibrated (:mod:`workbench.models.classifiers` explains the default).
 """
@@ -56,7 +56,11 @@ class StrategySettings:
     stability_expected_false: float = 1.0
     stability_subsamples: int = 50
     prespecified: tuple[str, ...] = ()
-    unpenalised_prefix: str = "clin__"
+    #: columns entering unpenalised (names or patterns); the other ``clin__`` columns are
+    #: penalised with the imaging features
+    unpenalised: tuple[str, ...] = ("clin__*",)
+    #: columns passed through the imaging reductions (clusters, prespecified list)
+    clinical_prefix: str = "clin__"
 
 
 def _imputer() -> SimpleImputer:
@@ -76,11 +80,11 @@ def strategy_pipeline(name: str, settings: StrategySettings | None = None, *,
 
     def model(l1_ratios):
         return PenalisedLogistic(l1_ratios=l1_ratios, n_alphas=s.n_alphas, cv=s.inner_cv,
-                                 scoring=s.scoring, unpenalised_prefix=s.unpenalised_prefix,
+                                 scoring=s.scoring, unpenalised=tuple(s.unpenalised),
                                  random_state=seed)
 
     clusters = CorrelationClusters(threshold=s.cluster_threshold,
-                                   passthrough_prefix=s.unpenalised_prefix)
+                                   passthrough_prefix=s.clinical_prefix)
     if name == "cluster":
         steps = [("impute", _imputer()), ("clusters", clusters), ("model", model((1.0,)))]
     elif name == "stability":
@@ -89,7 +93,7 @@ def strategy_pipeline(name: str, settings: StrategySettings | None = None, *,
                      threshold=s.stability_threshold,
                      expected_false=s.stability_expected_false,
                      n_subsamples=s.stability_subsamples,
-                     unpenalised_prefix=s.unpenalised_prefix, random_state=seed)),
+                     unpenalised=tuple(s.unpenalised), random_state=seed)),
                  ("model", model((0.0,)))]
     elif name == "elasticnet":
         steps = [("variance", VarianceFilter()), ("impute", _imputer()),
@@ -99,7 +103,7 @@ def strategy_pipeline(name: str, settings: StrategySettings | None = None, *,
             raise SelectionError("strategy 'prespecified' needs a feature list "
                                  "(strategies.prespecified in the config)", step="strategy")
         steps = [("columns", PrespecifiedColumns(features=tuple(s.prespecified),
-                                                 passthrough_prefix=s.unpenalised_prefix)),
+                                                 passthrough_prefix=s.clinical_prefix)),
                  ("impute", _imputer()), ("model", model((0.0,)))]
     else:
         raise SelectionError(f"unknown strategy {name!r}; valid: {', '.join(STRATEGIES)}",
