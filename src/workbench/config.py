@@ -153,8 +153,9 @@ class StrategiesConfig(_Section):
         "|rank correlation| at which features are merged into one cluster, in (0, 1]"))] = 0.8
     inner_cv: Annotated[int, Field(ge=2, le=20)] = 5
     scoring: Literal["deviance", "auc"] = "deviance"
-    n_alphas: Annotated[int, Field(ge=2, le=200)] = 30
-    elasticnet_l1_ratios: tuple[Annotated[float, Field(gt=0, le=1)], ...] = (0.1, 0.5, 0.9)
+    n_alphas: Annotated[int, Field(ge=2, le=200)] = 20
+    # 0.1 (near-ridge) made each fit on the 10,000-column fusion set 3x slower (50 s)
+    elasticnet_l1_ratios: tuple[Annotated[float, Field(gt=0, le=1)], ...] = (0.5, 0.9)
     stability_threshold: Annotated[float, Field(gt=0.5, le=1)] = 0.75
     stability_expected_false: Annotated[float, Field(gt=0)] = 1.0
     stability_subsamples: Annotated[int, Field(ge=2, le=1000)] = 50

@@ -25,6 +25,7 @@ from workbench.evaluation.summary import calibration_warnings, headline
 from workbench.features.extract import FeatureResult
 from workbench.hashing import remembered_digests
 from workbench.names import MODEL_STRATEGIES
+from workbench.pipeline.diagnostics import known_truth_stage
 from workbench.pipeline.manifest import manifest_stage
 from workbench.pipeline.models import ModelStageResult, audit_stage, model_stage
 from workbench.pipeline.preprocess import PreprocessResult
@@ -145,7 +146,7 @@ def _run_stages(cfg: RunConfig, run: RunDir, cache: Path, *, jobs: int, schedule
 
     models = audit = None
     cohort.save(run.path("cohort").parent)  # the modelling and audit stages read it
-    if len(cohort.labelled()) and cfg.classifiers:
+    if len(cohort.labelled()) and (cfg.classifiers or len(cfg.strategies.names) > 1):
         with _timed(timings, "models"):
             try:
                 models = model_stage(cfg, run, cohort.df, jobs=jobs, progress=progress)
@@ -159,6 +160,13 @@ def _run_stages(cfg: RunConfig, run: RunDir, cache: Path, *, jobs: int, schedule
                 except WorkbenchError as exc:
                     cohort.add_problems([Problem(None, "audit", f"null audit skipped: "
                                                  f"{exc.message}", None, "warning")])
+    if models is not None:  # synthetic cohorts: how close the models come to the truth
+        with _timed(timings, "known_truth"):
+            try:
+                known_truth_stage(cfg, run)
+            except WorkbenchError as exc:
+                cohort.add_problems([Problem(None, "known_truth", "known-truth diagnostics "
+                                             f"skipped: {exc.message}", None, "warning")])
     with _timed(timings, "ibsi"):
         ibsi = ibsi_stage(run)
     with _timed(timings, "table1"):

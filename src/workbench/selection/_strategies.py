@@ -50,8 +50,8 @@ class StrategySettings:
     cluster_threshold: float = 0.8
     inner_cv: int = 5
     scoring: str = "deviance"
-    n_alphas: int = 30
-    elasticnet_l1_ratios: tuple[float, ...] = (0.1, 0.5, 0.9)
+    n_alphas: int = 20
+    elasticnet_l1_ratios: tuple[float, ...] = (0.5, 0.9)
     stability_threshold: float = 0.75
     stability_expected_false: float = 1.0
     stability_subsamples: int = 50
