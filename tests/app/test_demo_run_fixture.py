@@ -9,13 +9,21 @@ import json
 
 import pandas as pd
 
+from fixtures.demo_run import STRATEGY_SETS
 from workbench.evaluation.curves import model_curves
-from workbench.names import CLASSIFIER_NAMES, FEATURE_SET_NAMES, PROTOCOL_NAMES
+from workbench.names import (
+    CLASSIFIER_NAMES,
+    FEATURE_SET_NAMES,
+    MODEL_STRATEGIES,
+    PROTOCOL_NAMES,
+)
 
 REGENERATE = ("the committed demo-size run no longer matches what the code writes; "
               "regenerate it: python tests/fixtures/demo_run.py tests/fixtures/data/demo_run_163")
 
-GRID = len(FEATURE_SET_NAMES) * len(CLASSIFIER_NAMES)  # 120 models per protocol x split
+GRID = len(FEATURE_SET_NAMES) * len(CLASSIFIER_NAMES)  # 120 study models per protocol x split
+#: the honest protocol's strategy models: 4 strategies x 4 sets, prespecified not on clinical
+STRATEGY_MODELS = len(MODEL_STRATEGIES) * len(STRATEGY_SETS) - 1
 
 
 def test_the_demo_size_run_has_the_demo_shape(demo_run_dir, demo_run_facts):
@@ -29,10 +37,10 @@ def test_the_demo_size_run_has_the_demo_shape(demo_run_dir, demo_run_facts):
     for table in (preds, metrics):
         models = table.groupby(["protocol", "split"])[["feature_set", "classifier"]].apply(
             lambda g: len(g.drop_duplicates()))
-        assert models.to_dict() == {(p, s): GRID for p in PROTOCOL_NAMES
-                                    for s in ("cv", "test")}
+        assert models.to_dict() == {(p, s): GRID + (STRATEGY_MODELS if p == "honest" else 0)
+                                    for p in PROTOCOL_NAMES for s in ("cv", "test")}
         assert set(table["feature_set"]) == set(FEATURE_SET_NAMES)
-        assert set(table["classifier"]) == set(CLASSIFIER_NAMES)
+        assert set(table["classifier"]) == set(CLASSIFIER_NAMES) | set(MODEL_STRATEGIES)
 
     # as in the demo: each training patient once per model in the CV rows (repeat 0, one
     # fold each), each test patient once in the test rows (repeat = fold = -1)
@@ -42,8 +50,16 @@ def test_the_demo_size_run_has_the_demo_shape(demo_run_dir, demo_run_facts):
     per_model = preds.groupby(["protocol", "split", "feature_set", "classifier"])
     sizes = per_model["patient_id"].nunique().groupby(level="split").unique()
     assert [list(sizes["cv"]), list(sizes["test"])] == [[n_train], [n_test]]
-    assert set(zip(preds["split"], preds["repeat"], preds["fold"], strict=True)) == {
+    study = preds[preds["classifier"].isin(CLASSIFIER_NAMES)]
+    assert set(zip(study["split"], study["repeat"], study["fold"], strict=True)) == {
         ("cv", 0, 0), ("cv", 0, 1), ("cv", 0, 2), ("test", -1, -1)}
+    # the strategies: 5 repeats of the same 3 folds, every training patient once per repeat
+    strat = preds[preds["classifier"].isin(MODEL_STRATEGIES)]
+    assert set(zip(strat["split"], strat["repeat"], strat["fold"], strict=True)) == {
+        *(("cv", r, k) for r in range(5) for k in range(3)), ("test", -1, -1)}
+    per_repeat = strat[strat["split"] == "cv"].groupby(
+        ["feature_set", "classifier", "repeat"])["patient_id"].nunique()
+    assert set(per_repeat) == {n_train}
     assert split[demo_run_facts["malicious_id"]] == "test"  # shown on the Patients tab
 
     shap = pd.read_parquet(run / "models" / "shap.parquet")

@@ -197,6 +197,20 @@ def _with_tuned(settings: dict, tuned: tuple[str, ...]) -> dict:
     return {**settings, "label_tuned_blocks": list(tuned)} if tuned else settings
 
 
+def check_strategy_inputs(cfg: RunConfig, features: pd.DataFrame,
+                          clinical: pd.DataFrame) -> None:
+    """Refuse, before any fit, a ``strategies.prespecified`` or ``strategies.unpenalised``
+    entry that names no column (the message lists the closest names): a typo must not
+    become a silently empty model or a silently penalised covariate."""
+    strategies, strategy_sets = strategy_grid(cfg)
+    if "prespecified" in strategies:
+        check_patterns(cfg.strategies.prespecified, features.columns,
+                       what="strategies.prespecified")
+    if strategies and any(FEATURE_SETS[fs].clinical for fs in strategy_sets):
+        check_patterns(cfg.strategies.unpenalised, clinical.columns,
+                       where="the clinical design matrix", what="strategies.unpenalised")
+
+
 def run_models(cfg: RunConfig, features: pd.DataFrame, clinical: pd.DataFrame, y: pd.Series,
                run_dir: str | Path | RunDir, *, jobs: int | None = None, progress: bool = False,
                shap_sets: tuple[str, ...] | None = None, save_models: bool = True,
@@ -212,12 +226,7 @@ def run_models(cfg: RunConfig, features: pd.DataFrame, clinical: pd.DataFrame, y
     tuned = label_tuned_blocks(cfg, run, features) if tuned is None else tuned
     settings = protocol_settings(cfg, jobs=jobs)
     strategies, strategy_sets = strategy_grid(cfg)
-    if "prespecified" in strategies:  # a typo must not become a silently empty model
-        check_patterns(cfg.strategies.prespecified, features.columns,
-                       what="strategies.prespecified")
-    if strategies and any(FEATURE_SETS[fs].clinical for fs in strategy_sets):
-        check_patterns(cfg.strategies.unpenalised, clinical.columns,  # nor a silent penalty
-                       where="the clinical design matrix", what="strategies.unpenalised")
+    check_strategy_inputs(cfg, features, clinical)
     classifiers = cfg.classifiers if "study" in cfg.strategies.names else ()
     results: dict[str, ProtocolResult] = {}
     for protocol in cfg.protocol.kinds:
