@@ -25,7 +25,7 @@ from workbench.evaluation.summary import calibration_warnings, headline
 from workbench.features.extract import FeatureResult
 from workbench.hashing import remembered_digests
 from workbench.names import MODEL_STRATEGIES
-from workbench.pipeline.diagnostics import known_truth_stage
+from workbench.pipeline.diagnostics import known_truth_lines, known_truth_stage
 from workbench.pipeline.manifest import manifest_stage
 from workbench.pipeline.models import ModelStageResult, audit_stage, model_stage
 from workbench.pipeline.preprocess import PreprocessResult
@@ -144,7 +144,7 @@ def _run_stages(cfg: RunConfig, run: RunDir, cache: Path, *, jobs: int, schedule
         for name, res in feats.items():
             cohort.add_problems(res.problems(name))
 
-    models = audit = None
+    models = audit = truth = None
     cohort.save(run.path("cohort").parent)  # the modelling and audit stages read it
     if len(cohort.labelled()) and (cfg.classifiers or len(cfg.strategies.names) > 1):
         with _timed(timings, "models"):
@@ -163,7 +163,7 @@ def _run_stages(cfg: RunConfig, run: RunDir, cache: Path, *, jobs: int, schedule
     if models is not None:  # synthetic cohorts: how close the models come to the truth
         with _timed(timings, "known_truth"):
             try:
-                known_truth_stage(cfg, run)
+                truth = known_truth_stage(cfg, run)
             except WorkbenchError as exc:
                 cohort.add_problems([Problem(None, "known_truth", "known-truth diagnostics "
                                              f"skipped: {exc.message}", None, "warning")])
@@ -179,6 +179,10 @@ def _run_stages(cfg: RunConfig, run: RunDir, cache: Path, *, jobs: int, schedule
         with _timed(timings, "report"):
             report = report_stage(run)
     summary = _summary(cohort, pre, feats, models, audit, ibsi, timings, run)
+    if truth is not None:  # after the headline AUCs, before the problems line
+        summary[-2:-2] = known_truth_lines(truth)
+        for line in known_truth_lines(truth):
+            log.info(line)
     return RunResult(run.root, summary, report, timings, models, audit, feats,
                      n_excluded=_n_excluded(pre, feats))
 
