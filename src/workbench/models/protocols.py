@@ -15,6 +15,10 @@ feature set and classifier that uses the block. The units of work -- one selecti
 (fold, block), then one classifier fit per (fold, feature set, classifier) -- run in parallel
 (joblib) and are what the progress bar counts (:func:`grid_units`); results do not depend on
 the number of workers or the order the units finish in.
+
+Beside the study's chain, the honest protocol runs the non-study strategies
+(:mod:`workbench.models.strategy_runs`): one unit per (fold, feature set, strategy) on
+``strategy_repeats`` repeats of the same folds, in the same pool and progress bar.
 """
 
 from __future__ import annotations
@@ -312,8 +316,9 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
                           repeats=s.strategy_repeats, seed=s.seed) if strategies else [])
     if strategies:
         skipped += not_applicable(s_sets, strategies, features, make_strategy, s.seed)
-    n_strategy_units, s_calls = strategy_calls(s_tasks, s_sets, strategies, features, clinical, y,
-                             _fit_classifier, make_strategy, s.seed)
+    n_strategy_units, s_calls = strategy_calls(s_tasks, s_sets, strategies, features,
+                                               clinical, y, _fit_classifier, make_strategy,
+                                               s.seed)
 
     # Every unit of work is its own joblib task, so the bar advances as units finish:
     # selection per (fold, block) -- paper: per block, on everyone, before the split -- then
