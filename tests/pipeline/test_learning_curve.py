@@ -1,6 +1,7 @@
-"""The learning curve (workbench.pipeline.learning_curve) on small feature tables, no images:
-the subsample path on a tiny run directory with a known truth, the synthetic path's plumbing
-with the stages stubbed, the per-size cache, the errors, the plot and the CLI."""
+"""The learning curve (workbench.pipeline.learning_curve, its inputs per size from
+workbench.pipeline.learning_inputs) on small feature tables, no images: the subsample path on
+a tiny run directory with a known truth, the synthetic path's plumbing with the stages stubbed,
+the per-size cache, the errors (strategy column typos included), the plot and the CLI."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pandas as pd
 import pytest
 
 import workbench.pipeline.learning_curve as lc
+import workbench.pipeline.learning_inputs as li
 from fixtures.run_dir import clinical_columns, write_cohort, write_features
 from workbench.cli import main
 from workbench.cohort.synthetic import patient_id
@@ -22,6 +24,7 @@ from workbench.errors import ConfigError
 from workbench.models.feature_sets import clinical_matrix
 from workbench.plots._common import PlotInputError
 from workbench.plots.learning_curve import learning_curve_plot
+from workbench.selection import SelectionError
 
 pytestmark = [pytest.mark.filterwarnings("ignore::workbench.selection.SelectionWarning"),
               pytest.mark.filterwarnings("ignore::UserWarning"),
@@ -151,11 +154,11 @@ def test_auc_spread_columns_are_filled(curve):
 
 def test_subsamples_are_stratified_and_nested():
     y = pd.Series([1] * 30 + [0] * 70, index=[f"p{i}" for i in range(100)])
-    small, large = (lc.stratified_subsample(y, n, seed=1) for n in (40, 70))
+    small, large = (li.stratified_subsample(y, n, seed=1) for n in (40, 70))
     assert set(small) < set(large)
     assert int(y.loc[small].sum()) == 12 and int(y.loc[large].sum()) == 21
-    assert lc.stratified_subsample(y, 40, seed=1) == small  # seeded
-    assert set(lc.stratified_subsample(y, 100, seed=1)) == set(y.index)
+    assert li.stratified_subsample(y, 40, seed=1) == small  # seeded
+    assert set(li.stratified_subsample(y, 100, seed=1)) == set(y.index)
 
 
 def test_a_second_call_reuses_every_size_and_refits_only_a_new_one(curve, setup,
@@ -216,7 +219,7 @@ def test_one_repeat_and_a_set_without_its_blocks(curve, setup):
     _, cfg = curve
     one = cfg.model_copy(update={"strategies": cfg.strategies.model_copy(update={
         "names": ("study", "cluster"), "feature_sets": ("kinetic", "resnet50")})})
-    inputs = lc._Subsample(one, [40], setup[1]).inputs(40)
+    inputs = li.SubsampleSizes(one, [40], setup[1]).inputs(40)
     table = lc.size_table(one, 40, inputs, repeats=1, jobs=1)
     kin = table[table["feature_set"] == "kinetic"].iloc[0]
     assert np.isnan(kin["auc_cv_sd"]) and kin["repeats"] == 1
@@ -240,9 +243,10 @@ def test_deep_features_tuned_on_labels_are_refused(curve, tmp_path):
         lc.learning_curve(tuned, [40], out=tmp_path / "o", base_run=run, progress=False)
 
 
-def test_synthetic_sizes_are_the_generators_first_patients(curve, tmp_path, monkeypatch):
-    """Above the config's n: one cohort of the largest size in ``<path>_n<N>``; each size
-    gets the first n patients, its own run directory and the truth of its patients."""
+@pytest.fixture
+def synthetic(curve, tmp_path, monkeypatch):
+    """A synthetic config of 30 patients with the generator, the stages and the modelling
+    stubbed: ``(config, ids, generated cohorts, staged sizes)``."""
     _, cfg = curve
     base = tmp_path / "syn"
     syn = cfg.model_copy(update={"cohort": cfg.cohort.model_copy(update={
@@ -275,10 +279,17 @@ def test_synthetic_sizes_are_the_generators_first_patients(curve, tmp_path, monk
                               "auc_cv_max": 0.7, "auc_test": 0.6, "auc_test_lo": 0.4,
                               "auc_test_hi": 0.8, "n_pos": int(inputs.y.sum())}])
 
-    synthetic_cohort = lc.synthetic_cohort_dir
-    monkeypatch.setattr(lc, "cohort_stage", fake_cohort_stage)
-    monkeypatch.setattr(lc, "stage_inputs", fake_stage_inputs)
+    synthetic_cohort = li.synthetic_cohort_dir
+    monkeypatch.setattr(li, "cohort_stage", fake_cohort_stage)
+    monkeypatch.setattr(li, "stage_inputs", fake_stage_inputs)
     monkeypatch.setattr(lc, "size_table", fake_size_table)
+    return syn, ids, generated, staged
+
+
+def test_synthetic_sizes_are_the_generators_first_patients(synthetic, tmp_path):
+    """Above the config's n: one cohort of the largest size in ``<path>_n<N>``; each size
+    gets the first n patients, its own run directory and the truth of its patients."""
+    syn, ids, generated, staged = synthetic
     table = lc.learning_curve(syn, [24, 60], out=tmp_path / "out", progress=False,
                               cache_dir=tmp_path / "cache")
     assert generated == [(tmp_path / "syn_n60", 60)]  # once, for the largest size
@@ -287,6 +298,46 @@ def test_synthetic_sizes_are_the_generators_first_patients(curve, tmp_path, monk
     assert staged[0][2] == ids[:24]  # the truth of exactly these patients
     assert list(table["n"]) == [24, 60]
     assert (tmp_path / "out" / "learning_curve.html").is_file()
+
+
+#: Strategy entries that name no column, and the start of the error each gets.
+STRATEGY_TYPOS = [
+    ({"feature_sets": ("kinetic", "clinical"), "unpenalised": ("clin__subtype_tnn",)},
+     r"strategies\.unpenalised not found:\n  'clin__subtype_tnn' matches no column of the "
+     r"clinical design matrix; closest: clin__subtype_tn"),
+    ({"prespecified": ("rad__f0[0-2]", "kin_f00")},
+     r"strategies\.prespecified not found:\n  'kin_f00' matches no column of the feature "
+     r"tables; closest: kin__f00"),
+]
+
+
+@pytest.mark.parametrize(("update", "message"), STRATEGY_TYPOS)
+def test_a_strategy_column_that_does_not_exist_is_refused_before_any_work(
+        curve, setup, tmp_path, monkeypatch, update, message):
+    """Checked once on the base run's inputs: the closest names, nothing fitted or written."""
+    _, cfg = curve
+    typo = cfg.model_copy(update={"strategies": cfg.strategies.model_copy(update=update)})
+    fitted = []
+    monkeypatch.setattr(lc, "size_table", lambda *a, **k: fitted.append(a[1]))
+    out = tmp_path / "never"
+    with pytest.raises(SelectionError, match=message):
+        lc.learning_curve(typo, SIZES, out=out, base_run=setup[1], progress=False)
+    assert fitted == [] and not out.exists()
+
+
+@pytest.mark.parametrize(("update", "message"), STRATEGY_TYPOS)
+def test_a_synthetic_strategy_typo_is_refused_before_the_first_fit(synthetic, tmp_path,
+                                                                    update, message):
+    """No features exist before a size's stages: the smallest size's inputs are checked
+    before it is modelled."""
+    syn, _, _, staged = synthetic
+    typo = syn.model_copy(update={"strategies": syn.strategies.model_copy(update=update)})
+    with pytest.raises(SelectionError, match=message):
+        lc.learning_curve(typo, [24, 60], out=tmp_path / "out", progress=False,
+                          cache_dir=tmp_path / "cache")
+    assert [s[0] for s in staged] == ["n24"]
+    assert len(staged[0]) == 2  # staged, never modelled
+    assert not (tmp_path / "out" / "sizes").exists()
 
 
 def test_the_plot_draws_every_line_and_refuses_bad_input(curve):
