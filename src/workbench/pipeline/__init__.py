@@ -3,22 +3,22 @@
 This package is the only place that unpacks the run config into stage arguments
 (:mod:`.settings`); every stage writes through :class:`workbench.rundir.RunDir`.
 
-=====================  ==========================================================
-module                 what
-=====================  ==========================================================
-:mod:`.run`            :func:`run_pipeline`, every stage in order
-:mod:`.stages`         cohort, QC, preprocessing, features, IBSI, Table 1, report
-:mod:`.preprocess`     the cohort-level preprocessing cache
-:mod:`.models`         modelling and null-audit stages (cached)
-:mod:`.diagnostics`    known-truth diagnostics of a synthetic cohort (cached)
+=========================  ==========================================================
+module                     what
+=========================  ==========================================================
+:mod:`.run`                :func:`run_pipeline`, every stage in order
+:mod:`.stages`             cohort, QC, preprocessing, features, IBSI, Table 1, report
+:mod:`.preprocess`         the cohort-level preprocessing cache
+:mod:`.models`             modelling and null-audit stages (cached)
+:mod:`.diagnostics`        known-truth diagnostics of a synthetic cohort (cached)
 :mod:`.learning_curve` ``workbench learning-curve``: honest AUC against cohort size
 :mod:`.learning_inputs` the patients of each learning-curve size (subsample or generator)
-:mod:`.cache`          the stage cache of the label-fitted stages
-:mod:`.manifest`       ``run_manifest.json``
-:mod:`.predict`        apply a saved model to a new cohort
-:mod:`.settings`       config -> stage arguments
-:mod:`.validate`       everything a run will read, checked before any work starts
-=====================  ==========================================================
+:mod:`.cache`              the stage cache of the label-fitted stages
+:mod:`.manifest`           ``run_manifest.json``
+:mod:`.predict`            apply a saved model to a new cohort
+:mod:`.settings`           config -> stage arguments
+:mod:`.validate`           everything a run will read, checked before any work starts
+=========================  ==========================================================
 """
 
 from workbench.pipeline.manifest import manifest_stage
