@@ -11,8 +11,8 @@ module                     what
 :mod:`.preprocess`         the cohort-level preprocessing cache
 :mod:`.models`             modelling and null-audit stages (cached)
 :mod:`.diagnostics`        known-truth diagnostics of a synthetic cohort (cached)
-:mod:`.learning_curve` ``workbench learning-curve``: honest AUC against cohort size
-:mod:`.learning_inputs` the patients of each learning-curve size (subsample or generator)
+:mod:`.learning_curve`     ``workbench learning-curve``: honest AUC against cohort size
+:mod:`.learning_inputs`    the patients of each learning-curve size (subsample or generator)
 :mod:`.cache`              the stage cache of the label-fitted stages
 :mod:`.manifest`           ``run_manifest.json``
 :mod:`.predict`            apply a saved model to a new cohort
