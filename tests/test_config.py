@@ -15,7 +15,8 @@ from workbench.names import (
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("name", ["paper.yaml", "demo.yaml", "demo_lr.yaml"])
+@pytest.mark.parametrize("name", ["paper.yaml", "demo.yaml", "demo_lr.yaml",
+                                  "learning_curve.yaml"])
 def test_shipped_configs_validate(name):
     cfg = load_config(REPO / "configs" / name)
     assert cfg.source.endswith(name)
@@ -24,6 +25,7 @@ def test_shipped_configs_validate(name):
 
 def test_paper_config_holds_the_study_settings():
     cfg = load_config(REPO / "configs" / "paper.yaml")
+    assert cfg.protocol.class_balance == "balanced"  # the study's weights; our default: none
     assert cfg.radiomics.phases == ("pre", "early")
     assert cfg.selection.variance_threshold == 1e-8 and cfg.selection.alpha == 0.05
     lasso = cfg.selection.lasso
