@@ -83,7 +83,9 @@ def evaluate(predictions: pd.DataFrame, *, threshold_rule: str = "fixed",
                         n_pos=int(y.sum()))
             if len(np.unique(y)) < 2:
                 rows.append({**base, "metric": "auc", "value": np.nan,
-                             "warning": "one class only: metrics undefined"})
+                             "warning": ("no predictions (the model could not be fitted; "
+                                         "see models/skipped.csv)" if not len(y) else
+                                         "one class only: metrics undefined")})
                 continue
             table = pd.concat([metrics_table(y, p, thr, n_boot, seed),
                                calibration_table(y, p)], ignore_index=True)
