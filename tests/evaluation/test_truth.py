@@ -135,9 +135,11 @@ def _metrics() -> pd.DataFrame:
                     rows.append({"protocol": protocol, "feature_set": fs, "classifier": "lr",
                                  "split": split, "metric": metric, "value": value,
                                  "lo": value - 0.1, "hi": value + 0.1, "n": 40})
-    rows.append({"protocol": "honest", "feature_set": "radiomics", "classifier": "lr",
-                 "split": "cv", "metric": "auc_repeated", "value": 0.74, "lo": np.nan,
-                 "hi": np.nan, "n": 40})
+    for metric, value, lo, hi in (("auc_repeated", 0.74, 0.72, 0.76),
+                                  ("auc_repeated_sd", 0.015, np.nan, np.nan)):
+        rows.append({"protocol": "honest", "feature_set": "radiomics", "classifier": "lr",
+                     "split": "cv", "metric": metric, "value": value, "lo": lo, "hi": hi,
+                     "n": 40, "method": "mean of 5 repeats"})
     return pd.DataFrame(rows)
 
 
@@ -151,6 +153,8 @@ def test_known_truth_table_rows_and_gap_fractions(truth, features):
     models = table[table["kind"] == "model"]
     assert set(models["protocol"]) == {"honest"}  # the leaky protocol is not measured
     assert len(models) == 7 and (models["metric"] == "auc_repeated").sum() == 1
+    repeated = models[models["metric"] == "auc_repeated"].iloc[0]
+    assert repeated["sd"] == 0.015 and repeated["detail"] == "mean of 5 repeats"
     ref = table.set_index("kind")
     bound, clin = ref.loc["learnable_bound", "auc"], ref.loc["clinical_reference", "auc"]
     for r in models.itertuples():
@@ -179,5 +183,6 @@ def test_display_tables(truth, features, tmp_path):
     assert proxies["|rho|"].tolist() == ["1.00", "1.00"]
     models = model_rows(table, "honest", top=2)
     assert list(models["Feature set"]) == ["radiomics", "fusion"]  # ranked on CV AUC
-    assert "Repeated CV AUC" in models.columns
+    assert models["Repeated CV AUC (mean ± SD)"].tolist() == ["0.740 ± 0.015", "n/a"]
+    assert models["Repeated CV gap closed"].iloc[1] == "n/a"
     assert model_rows(table, "paper").empty

@@ -276,6 +276,10 @@ def _model_rows(metrics: pd.DataFrame | None, protocols: Sequence[str],
     pick = (m["protocol"].isin(list(protocols))
             & (((m["metric"] == "auc") & m["split"].isin(["cv", "test"]))
                | (m["metric"] == "auc_repeated")))
+    # repeated CV records its SD over repeats as a metric of its own
+    sds = m[m["protocol"].isin(list(protocols)) & (m["metric"] == "auc_repeated_sd")]
+    sd_of = {(r.protocol, r.split, r.feature_set, r.classifier): float(r.value)
+             for r in sds.itertuples(index=False)}
     rows = []
     for r in m[pick].itertuples(index=False):
         auc = float(r.value)
@@ -285,8 +289,10 @@ def _model_rows(metrics: pd.DataFrame | None, protocols: Sequence[str],
                "lo": float(getattr(r, "lo", np.nan)), "hi": float(getattr(r, "hi", np.nan)),
                "n": getattr(r, "n", np.nan),
                "gap_closed": gap_closed(auc, clinical_auc, bound_auc)}
-        if hasattr(r, "sd"):
-            row["sd"] = float(r.sd)
+        if r.metric == "auc_repeated":
+            row["sd"] = sd_of.get((r.protocol, r.split, r.feature_set, r.classifier), np.nan)
+            method = getattr(r, "method", None)
+            row["detail"] = None if method is None or pd.isna(method) else str(method)
         rows.append(row)
     return rows
 
@@ -307,7 +313,8 @@ def known_truth_table(truth: pd.DataFrame, features: pd.DataFrame | None,
       feature, rho, abs_rho, n``); ``proxy_block`` — the best of each block;
     * ``model`` — each model of ``metrics`` under ``protocols`` (default: honest only):
       its recorded AUC (``metric == "auc"``, splits ``cv`` and ``test``, and any
-      ``auc_repeated`` rows) with ``gap_closed`` against the bound and the clinical reference.
+      ``auc_repeated`` rows: ``lo``/``hi`` as recorded, the range over repeats, ``sd`` from
+      ``auc_repeated_sd``) with ``gap_closed`` against the bound and the clinical reference.
 
     The references are cross-validated on every patient of ``truth``; a run's ``cv`` AUCs
     come from its training split and its ``test`` AUCs from a smaller split, so read the

@@ -16,8 +16,10 @@ import pandas as pd
 
 from workbench.evaluation.display import format_ci
 
-__all__ = ["REFERENCE_LABELS", "model_rows", "proxy_rows", "reference_rows"]
+__all__ = ["REFERENCE_LABELS", "REPEATED_COLUMNS", "model_rows", "proxy_rows", "reference_rows"]
 
+#: Columns :func:`model_rows` adds when the run recorded repeated cross-validation.
+REPEATED_COLUMNS = ["Repeated CV AUC (mean ± SD)", "Repeated CV gap closed"]
 #: Row kinds of the references, in display order, with their labels.
 REFERENCE_LABELS: dict[str, str] = {
     "oracle": "Oracle",
@@ -78,8 +80,8 @@ def model_rows(table: pd.DataFrame, protocol: str = "honest", top: int = 5) -> p
     from the clinical reference to the learnable bound).
 
     Columns ``Feature set, Classifier, CV AUC, CV gap closed, Test AUC, Test gap closed``
-    (and ``Repeated CV AUC`` when the run recorded ``auc_repeated``); empty when the
-    protocol has no model rows.
+    (and :data:`REPEATED_COLUMNS` when the run recorded ``auc_repeated``: the mean over
+    repeated CV, the least noisy estimate); empty when the protocol has no model rows.
     """
     m = table[(table["kind"] == "model") & (table["protocol"].astype(str) == protocol)]
     cols = ["Feature set", "Classifier", "CV AUC", "CV gap closed", "Test AUC",
@@ -105,6 +107,15 @@ def model_rows(table: pd.DataFrame, protocol: str = "honest", top: int = 5) -> p
                                           if len(hit) else "n/a")
         if repeated:
             hit = one[one["metric"] == "auc_repeated"]
-            row["Repeated CV AUC"] = _auc_text(hit.iloc[0]) if len(hit) else "n/a"
+            row["Repeated CV AUC (mean ± SD)"] = (_repeated_text(hit.iloc[0]) if len(hit)
+                                                  else "n/a")
+            row["Repeated CV gap closed"] = (_fmt(float(hit["gap_closed"].iloc[0]), 2)
+                                             if len(hit) else "n/a")
         out.append(row)
-    return pd.DataFrame(out, columns=cols + (["Repeated CV AUC"] if repeated else []))
+    return pd.DataFrame(out, columns=cols + (REPEATED_COLUMNS if repeated else []))
+
+
+def _repeated_text(row: pd.Series) -> str:
+    sd = float(row.get("sd", np.nan))
+    auc = float(row["auc"])
+    return f"{auc:.3f} ± {sd:.3f}" if np.isfinite(sd) else _fmt(auc)
