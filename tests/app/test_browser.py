@@ -40,7 +40,7 @@ from fixtures.browser import (
     require_chromium,
 )
 from workbench.app.store import DataStore
-from workbench.names import LEAKAGE_WARNING
+from workbench.names import CLASSIFIER_NAMES, LEAKAGE_WARNING, MODEL_STRATEGIES
 
 pytestmark = [pytest.mark.slow, pytest.mark.ui]
 
@@ -51,7 +51,9 @@ def test_dashboard_at_demo_size_in_a_real_browser(demo_run_dir, demo_run_facts):
     require_chromium()
     store = DataStore(demo_run_dir)
     sel = Selection(store)
-    assert len(store.feature_sets) == 12 and len(store.classifiers) == 10
+    # 12 feature sets; 10 classifiers, then the 4 strategy models (registry order)
+    assert len(store.feature_sets) == 12 and store.feature_sets[0] == "clinical"
+    assert store.classifiers == [*CLASSIFIER_NAMES, *MODEL_STRATEGIES]
     with panel_serve(APP, demo_run_dir) as (url, server), chromium_page() as (page, log):
         server_start_s = server.started_s  # panel serve --warm: until the port opens
         dash = DashboardPage(page)
@@ -166,7 +168,8 @@ def test_dashboard_at_demo_size_in_a_real_browser(demo_run_dir, demo_run_facts):
     p95 = rec.p95()
     summary = {
         "run": "demo-size fixture: 163 patients, 12 feature sets x 10 classifiers, honest + "
-               "paper", "machine_cpus": os.cpu_count(),
+               "paper, + 4 strategies x 4 feature sets (honest)",
+        "machine_cpus": os.cpu_count(),
         "targets": {"first_load_s": LOAD_TARGET_S,
                     "p95_ms": {k: p95_target(k) for k in p95}},
         "ceiling": f"test fails above {CEILING} x target",

@@ -28,6 +28,7 @@ from workbench.evaluation.delong import delong_test
 from workbench.evaluation.display import headline_model
 from workbench.evaluation.truth_display import model_rows, proxy_rows, reference_rows
 from workbench.imaging.slices import TumourSlices, read_tumour_slices
+from workbench.names import FEATURE_SET_NAMES, MODEL_LABELS
 from workbench.plots import eval_predictions, labels_outside_titles
 from workbench.rundata import RunData, RunDataError
 
@@ -117,13 +118,14 @@ class DataStore:
 
     @property
     def feature_sets(self) -> list[str]:
-        """Every feature set modelled, in table order."""
-        return list(dict.fromkeys(self.run.metrics["feature_set"].astype(str)))
+        """Every feature set modelled, in registry order (others after, in table order)."""
+        return _registry_order(self.run.metrics["feature_set"], FEATURE_SET_NAMES)
 
     @property
     def classifiers(self) -> list[str]:
-        """Every classifier modelled, in table order."""
-        return list(dict.fromkeys(self.run.metrics["classifier"].astype(str)))
+        """Every classifier modelled, then every strategy model, in registry order (others
+        after, in table order)."""
+        return _registry_order(self.run.metrics["classifier"], tuple(MODEL_LABELS))
 
     @property
     def weights_label(self) -> str | None:
@@ -253,8 +255,9 @@ class DataStore:
             out: dict[tuple[str, str], dict[str, Any]] = {}
             rows = self.recorded_metrics(protocol, split)
             for r in rows.itertuples(index=False):
-                entry = out.setdefault((r.feature_set, r.classifier), {
-                    "n": int(r.n), "n_pos": int(r.n_pos), "threshold": float(r.threshold)})
+                entry = out.setdefault((r.feature_set, r.classifier), {})
+                if "n" not in entry and pd.notna(r.n) and pd.notna(r.n_pos):
+                    entry.update(n=int(r.n), n_pos=int(r.n_pos), threshold=float(r.threshold))
                 entry[r.metric] = (float(r.value), float(r.lo), float(r.hi))
             return out
         return self.cached(("recorded", protocol, split), build)
@@ -394,3 +397,9 @@ def load_store(run_dir: str | Path) -> DataStore:
     metrics read, :meth:`DataStore.prepare`) and shared by every browser session
     (``pn.cache``)."""
     return _load_store(str(Path(run_dir).resolve()))
+
+
+def _registry_order(values: pd.Series, registry: tuple[str, ...]) -> list[str]:
+    seen = list(dict.fromkeys(values.astype(str)))
+    rank = {name: i for i, name in enumerate(registry)}
+    return sorted(seen, key=lambda v: (rank.get(v, len(rank)), seen.index(v)))

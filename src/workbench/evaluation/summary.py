@@ -33,10 +33,10 @@ def repeated_cv_rows(cv: pd.DataFrame, base: dict) -> list[dict]:
     the spread a single split hides is on the table.
     """
     per: dict[str, list[float]] = {m: [] for m in _REPEATED}
-    n = 0
+    n = n_pos = 0
     for _, part in cv.groupby("repeat", sort=True):
         y, p = part["label"].to_numpy(), part["probability"].to_numpy()
-        n = len(y)
+        n, n_pos = len(y), int(y.sum())
         if len(np.unique(y)) < 2:
             continue
         per["auc"].append(float(roc_auc_score(y, p)))
@@ -51,11 +51,12 @@ def repeated_cv_rows(cv: pd.DataFrame, base: dict) -> list[dict]:
         v = np.asarray(values, dtype=float)
         rows.append({**base, "metric": f"{m}_repeated", "value": float(np.nanmean(v)),
                      "lo": float(np.nanmin(v)), "hi": float(np.nanmax(v)), "n": n,
+                     "n_pos": n_pos,
                      "method": f"mean of {repeats} repeats of k-fold CV (lo-hi: range over "
                                f"repeats; SD {np.nanstd(v, ddof=1):.3f})"})
     auc = np.asarray(per["auc"])
     rows.append({**base, "metric": "auc_repeated_sd", "value": float(np.std(auc, ddof=1)),
-                 "lo": np.nan, "hi": np.nan, "n": n,
+                 "lo": np.nan, "hi": np.nan, "n": n, "n_pos": n_pos,
                  "method": f"SD of the per-repeat AUC over {repeats} repeats"})
     return rows
 

@@ -390,8 +390,7 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
                           for d in skipped + fold_skips})
         raise ModellingError(f"no feature set x classifier produced any prediction under "
                              f"protocol {protocol!r}: " + "; ".join(reasons[:5]), step="model")
-    predictions, selections, signatures, final_models, final_designs = (list(s_preds), [], [],
-                                                                       {}, {})
+    predictions, selections, signatures, final_models, final_designs = [], [], [], {}, {}
     curves = []
     for (r, k, _tr, _ev), preds, fitted, skip, models, sig_tr, sig_ev in outputs:
         predictions += preds
@@ -414,6 +413,7 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
                 long["repeat"], long["fold"] = r, k
                 long["split"] = ("test" if r == -1 else "cv") if name == "eval" else "fit"
                 signatures.append(long)
+    predictions += s_preds  # the strategies' rows after the study's
     pred = pd.concat(predictions, ignore_index=True) if predictions else pd.DataFrame()
     pred.insert(1, "protocol", protocol)
     sel = pd.concat(selections, ignore_index=True) if selections else pd.DataFrame()
