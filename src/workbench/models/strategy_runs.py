@@ -96,6 +96,7 @@ def strategy_outputs(tasks: list[tuple], fits: dict, y: pd.Series, features: pd.
     """Predictions, skips and final models (``(feature set, strategy) -> FusionModel``)."""
     preds, skipped, models = [], [], {}
     done: dict[tuple[str, str], int] = {}
+    failed: dict[tuple[str, str], int] = {}
     mine = sorted(k for k in fits if k[0] == "strategy")  # keys of the study: other shapes
     for key in mine:
         proba, clf, reason = fits[key]
@@ -104,7 +105,8 @@ def strategy_outputs(tasks: list[tuple], fits: dict, y: pd.Series, features: pd.
         if reason is not None:
             skipped.append({"feature_set": fs, "classifier": name, "repeat": r, "fold": k,
                             "reason": f"strategy kept no model here: {reason}"})
-            log.warning("%s/%s skipped in a fold: %s", fs, name, reason)
+            failed[fs, name] = failed.get((fs, name), 0) + 1
+            log.debug("%s/%s skipped in a fold: %s", fs, name, reason)
             continue
         done[fs, name] = done.get((fs, name), 0) + 1
         pred = pd.DataFrame({"patient_id": list(ev), "feature_set": fs, "classifier": name,
@@ -118,6 +120,9 @@ def strategy_outputs(tasks: list[tuple], fits: dict, y: pd.Series, features: pd.
                 blocks={}, classifier=clf, design_columns=columns,
                 block_inputs={}, feature_set=fs, classifier_name=name,
                 protocol=protocol).fit(None)
+    for (fs, name), count in sorted(failed.items()):  # one line per model, not per fold
+        log.warning("%s/%s: no model in %d of %d folds (see models/skipped.csv)", fs, name,
+                    count, len(tasks))
     skipped += [{"feature_set": fs, "classifier": name, "reason": f"predictions from only "
                  f"{count} of {len(tasks)} folds (CV folds + final refit; see the fold "
                  "skips): its metrics cover fewer patients"}

@@ -242,10 +242,14 @@ def _summary(cohort: CohortTable, pre: PreprocessResult, feats: dict[str, Featur
     if audit is not None:
         for _, r in audit.attrs["summary"].iterrows():
             if r["split"] == "test":
-                lines.append(f"null audit ({audit['feature_set'].iloc[0]}, "
-                             f"{int(r['runs'])} permutations) {r['protocol']}"
-                             f"/{r.get('classifier', '')}: test AUC "
-                             f"{r['mean']:.3f} ± {r['sd']:.3f}")
+                none = int(r.get("no_model", 0) or 0)
+                start = (f"null audit ({audit['feature_set'].iloc[0]}, "
+                         f"{int(r['runs']) + none} permutations) {r['protocol']}"
+                         f"/{r.get('classifier', '')}: ")
+                lines.append(start + (f"test AUC {r['mean']:.3f} ± {r['sd']:.3f}"
+                                      if int(r["runs"]) else "no AUC")
+                             + (f" (kept no feature in {none} permutations: nothing "
+                                "stable in noise)" if none else ""))
     if ibsi.get("line"):
         lines.append(ibsi["line"])
     if models is not None and models.cached:
