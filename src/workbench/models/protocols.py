@@ -45,9 +45,9 @@ from workbench.models.fusion import assemble
 from workbench.models.split import stratified_split
 from workbench.models.strategy_runs import (
     fold_tasks,
-    not_applicable,
     strategy_calls,
     strategy_outputs,
+    strategy_pairs,
 )
 from workbench.names import LEAKAGE_WARNING, PROTOCOL_NAMES
 from workbench.selection import lasso_cv_trace, selection_trace
@@ -314,11 +314,11 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
     s_sets = [fs for fs in s_sets if not set(fs.blocks) & set(empty)]
     s_tasks = (fold_tasks(train_ids, y_train, test_ids, folds=s.cv_folds,
                           repeats=s.strategy_repeats, seed=s.seed) if strategies else [])
-    if strategies:
-        skipped += not_applicable(s_sets, strategies, features, make_strategy, s.seed)
-    n_strategy_units, s_calls = strategy_calls(s_tasks, s_sets, strategies, features,
-                                               clinical, y, _fit_classifier, make_strategy,
-                                               s.seed)
+    pairs, not_applicable = (strategy_pairs(s_sets, strategies, features, make_strategy,
+                                            s.seed) if strategies else ([], []))
+    skipped += not_applicable
+    n_strategy_units, s_calls = strategy_calls(s_tasks, pairs, features, clinical, y,
+                                               _fit_classifier, make_strategy, s.seed)
 
     # Every unit of work is its own joblib task, so the bar advances as units finish:
     # selection per (fold, block) -- paper: per block, on everyone, before the split -- then
@@ -369,7 +369,7 @@ def run_protocol(protocol: str, features: pd.DataFrame, clinical: pd.DataFrame, 
             folds.append((fitted, sig_tr, sig_ev, designs))
         fits = _run_units(itertools.chain(calls, s_calls), s.jobs, bar, counts,
                           lambda v: "skipped" if v[2] is not None else "fitted")
-    s_preds, s_skipped, s_models = strategy_outputs(s_tasks, fits, y, features, protocol)
+    s_preds, s_skipped, s_models = strategy_outputs(s_tasks, fits, y, protocol)
     skipped += s_skipped
     outputs = [_fold_output(task, *fold, usable, classifiers, fits, i, y,
                             [] if protocol == "paper" else block_skips[i])

@@ -43,43 +43,49 @@ def strategy_design(features: pd.DataFrame, clinical: pd.DataFrame, fs: FeatureS
     return pd.concat(parts, axis=1)
 
 
-def strategy_calls(tasks: list[tuple], sets: Sequence[FeatureSet], strategies: Sequence[str],
+def strategy_pairs(sets: Sequence[FeatureSet], strategies: Sequence[str],
+                   features: pd.DataFrame, make_strategy: Callable, seed: int
+                   ) -> tuple[list[tuple[FeatureSet, str]], list[dict]]:
+    """``(pairs, skips)``: the (feature set, strategy) pairs that can run, and a skip record
+    for each that cannot run at all (a prespecified list naming no column of the set),
+    recorded once instead of per fold."""
+    pairs, skips = [], []
+    for fs in sets:
+        columns = strategy_columns(features, fs)
+        if not (fs.clinical or columns):
+            continue
+        for name in strategies:
+            if applies(make_strategy(name, seed), columns):
+                pairs.append((fs, name))
+            else:
+                skips.append({"feature_set": fs.name, "classifier": name,
+                              "reason": "strategy keeps no feature here: none of its "
+                                        "prespecified features is a column of this feature "
+                                        "set"})
+    return pairs, skips
+
+
+def strategy_calls(tasks: list[tuple], pairs: Sequence[tuple[FeatureSet, str]],
                    features: pd.DataFrame, clinical: pd.DataFrame, y: pd.Series,
                    fit: Callable, make_strategy: Callable, seed: int
                    ) -> tuple[int, Iterator[tuple]]:
-    """``(count, units)``: the ``(key, fit, args)`` of every (task, feature set, strategy),
-    built lazily (a fusion set's design is ~10 MB: the workers take them as they go, so
-    only a few exist at once); ``fit`` is the protocol module's classifier unit (same
-    signature, same failure handling)."""
-    sets = [fs for fs in sets if fs.clinical or strategy_columns(features, fs)]
-    pairs = [(fs, name) for fs in sets for name in strategies
-             if applies(make_strategy(name, seed), strategy_columns(features, fs))]
+    """``(count, units)``: the ``(key, fit, args)`` of every (task, feature set, strategy)
+    of ``pairs`` (:func:`strategy_pairs`), built lazily (a fusion set's design is ~10 MB:
+    the workers take them as they go, so only a few exist at once); ``fit`` is the protocol
+    module's classifier unit (same signature, same failure handling)."""
+    sets = list(dict.fromkeys(fs for fs, _ in pairs))
 
     def units():
         for i, (r, _k, tr, ev) in enumerate(tasks):
             for fs in sets:
-                names = [name for f, name in pairs if f is fs]
-                if not names:
-                    continue
                 X_tr = strategy_design(features, clinical, fs, tr)
                 X_ev = strategy_design(features, clinical, fs, ev)
-                for name in names:
-                    yield (("strategy", i, fs.name, name), fit,
-                           (X_tr, y.loc[tr], X_ev, name, make_strategy, seed, r == -1))
+                for f, name in pairs:
+                    if f is fs:
+                        yield (("strategy", i, fs.name, name), fit,
+                               (X_tr, y.loc[tr], X_ev, name, make_strategy, seed, r == -1))
 
     return len(tasks) * len(pairs), units()
-
-
-def not_applicable(sets: Sequence[FeatureSet], strategies: Sequence[str],
-                   features: pd.DataFrame, make_strategy: Callable, seed: int) -> list[dict]:
-    """Skip records of the (feature set, strategy) pairs that cannot run at all (a
-    prespecified list naming no column of the set), recorded once instead of per fold."""
-    return [{"feature_set": fs.name, "classifier": name,
-             "reason": "strategy keeps no feature here: none of its prespecified features is "
-                       "a column of this feature set"}
-            for fs in sets for name in strategies
-            if (fs.clinical or strategy_columns(features, fs))
-            and not applies(make_strategy(name, seed), strategy_columns(features, fs))]
 
 
 def applies(pipeline, columns: Sequence[str]) -> bool:
@@ -91,8 +97,7 @@ def applies(pipeline, columns: Sequence[str]) -> bool:
     return True
 
 
-def strategy_outputs(tasks: list[tuple], fits: dict, y: pd.Series, features: pd.DataFrame,
-                     protocol: str) -> tuple[list[pd.DataFrame], list[dict], dict]:
+def strategy_outputs(tasks: list[tuple], fits: dict, y: pd.Series, protocol: str) -> tuple[list[pd.DataFrame], list[dict], dict]:
     """Predictions, skips and final models (``(feature set, strategy) -> FusionModel``)."""
     preds, skipped, models = [], [], {}
     done: dict[tuple[str, str], int] = {}

@@ -165,25 +165,35 @@ def _prox_newton(X, y, alpha, b0, beta, *, tol, max_iter, alpha_prev=None):
                                          kkt_tol=KKT_RTOL * alpha + tol)
         new_b0 = zm - xm @ new_beta
         d_beta, d_b0 = new_beta - beta, new_b0 - b0
-        # Armijo backtracking on the exact objective
         decrease = (grad_b0 * d_b0 + grad_beta @ d_beta
                     + alpha * (np.abs(new_beta).sum() - np.abs(beta).sum()))
-        step, accepted = 1.0, False
-        for _ in range(30):
-            cand_b0, cand_beta = b0 + step * d_b0, beta + step * d_beta
-            f_new = objective(cand_b0, cand_beta)
-            if f_new <= f + 1e-4 * step * min(decrease, 0.0):
-                accepted = True
-                break
-            step *= 0.5
-        if not accepted:
+        accepted = armijo_step(objective, f, b0, beta, d_b0, d_beta, decrease)
+        if accepted is None:
             break
+        cand_b0, cand_beta, f_new = accepted
         improvement = f - f_new
         b0, beta, f = cand_b0, cand_beta, f_new
         steps += 1
         if improvement <= tol * max(1.0, f):
             break
     return b0, beta, max(steps, 1)
+
+
+def armijo_step(objective, f, b0, beta, d_b0, d_beta, decrease, *, max_halvings=30):
+    """Armijo backtracking on the exact penalised objective along a proximal-Newton step.
+
+    ``decrease`` is the model's predicted change (gradient . step + change of the penalty).
+    Returns ``(b0, beta, objective)`` of the accepted point, or None when no step of at least
+    ``2**-max_halvings`` of the full one decreases the objective enough.
+    """
+    step = 1.0
+    for _ in range(max_halvings):
+        cand_b0, cand_beta = b0 + step * d_b0, beta + step * d_beta
+        f_new = objective(cand_b0, cand_beta)
+        if f_new <= f + 1e-4 * step * min(decrease, 0.0):
+            return cand_b0, cand_beta, f_new
+        step *= 0.5
+    return None
 
 
 def column_auc(y, scores) -> np.ndarray:

@@ -41,17 +41,13 @@ from sklearn.utils import ClassifierTags
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from workbench.selection._lasso_path import column_auc
+from workbench.selection._lasso_path import _mean_logloss, armijo_step, column_auc
 from workbench.selection._univariate import check_binary_target
 from workbench.selection._variance import SelectionError, check_has_features, feature_names
 
 SATURATION = 0.999  # stop descending the path once the fit explains 99.9 % of the deviance
 RIDGE_L1 = 1e-3  # glmnet's stand-in l1_ratio for the top of a ridge path
 SCORINGS = ("deviance", "auc")
-
-
-def _mean_logloss(eta: np.ndarray, y: np.ndarray) -> float:
-    return float(np.mean(np.logaddexp(0.0, eta) - y * eta))
 
 
 def _penalty(beta: np.ndarray, alpha: float, l1_ratio: float) -> float:
@@ -130,16 +126,10 @@ def _newton(X, y, pen, alpha, l1_ratio, b0, beta, *, tol, max_newton, max_iter):
         grad0, grad = -(y - prob).mean(), -(X.T @ (y - prob)) / n
         decrease = (grad0 * d0 + grad @ d + _penalty(new[pen], alpha, l1_ratio)
                     - _penalty(beta[pen], alpha, l1_ratio))
-        step, accepted = 1.0, False
-        for _ in range(30):
-            c0, c = b0 + step * d0, beta + step * d
-            f_new = objective(c0, c)
-            if f_new <= f + 1e-4 * step * min(decrease, 0.0):
-                accepted = True
-                break
-            step *= 0.5
-        if not accepted:
+        accepted = armijo_step(objective, f, b0, beta, d0, d, decrease)
+        if accepted is None:
             break
+        c0, c, f_new = accepted
         improvement = f - f_new
         b0, beta, f = c0, c, f_new
         if improvement <= tol * max(1.0, f):
@@ -347,16 +337,17 @@ class PenalisedLogistic(ClassifierMixin, BaseEstimator):
                 rows.append({"l1_ratio": ratio, "alpha": alpha, "mean_score": mean_s[k],
                              "std_score": std_s[k],
                              "n_nonzero": int(np.count_nonzero(full[0][k][pen]))})
-            cand = [(mean_s[k], k) for k in range(len(grid)) if np.isfinite(mean_s[k])]
-            if cand:
-                better = (min if self.scoring == "deviance" else max)(cand)
-                if best is None or (better[0] < best[0] if self.scoring == "deviance"
-                                    else better[0] > best[0]):
-                    best = (better[0], ratio, grid[better[1]], full[0][better[1]],
-                            full[1][better[1]])
-            elif best is None:
-                mid = len(grid) // 2
-                best = (np.nan, ratio, grid[mid], full[0][mid], full[1][mid])
+            # lower is better: deviance as it is, AUC negated (ties: the smallest deviance's
+            # strongest penalty, the best AUC's weakest); no CV -> the grid's middle
+            loss = mean_s if self.scoring == "deviance" else -mean_s
+            if not np.isfinite(loss).any():
+                k = len(grid) // 2
+            elif self.scoring == "deviance":
+                k = int(np.nanargmin(loss))
+            else:
+                k = len(grid) - 1 - int(np.nanargmin(loss[::-1]))
+            if best is None or loss[k] < best[0]:
+                best = (loss[k], ratio, grid[k], full[0][k], full[1][k])
         _, self.l1_ratio_, self.alpha_, coef_std, b0 = best
         self.cv_note_ = (None if n_splits >= 2 else
                          f"no inner CV (smallest class has {smallest} patients): middle "
