@@ -23,7 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from workbench.errors import ConfigError
 from workbench.names import (
     CLASSIFIER_NAMES,
+    CLINICAL_ONLY_FORMATS,
+    CODED_CLINICAL_COLUMNS,
     FEATURE_SET_NAMES,
+    FEATURE_SETS,
     NETWORK_NAMES,
     PROTOCOL_NAMES,
     RUN_COHORT_FORMATS,
@@ -37,6 +40,7 @@ NetworkName = Literal[NETWORK_NAMES]  # type: ignore[valid-type]
 ClassifierName = Literal[CLASSIFIER_NAMES]  # type: ignore[valid-type]
 FeatureSetName = Literal[FEATURE_SET_NAMES]  # type: ignore[valid-type]
 ProtocolName = Literal[PROTOCOL_NAMES]  # type: ignore[valid-type]
+CodedColumn = Literal[CODED_CLINICAL_COLUMNS]  # type: ignore[valid-type]
 StrategyName = Literal[STRATEGY_NAMES]  # type: ignore[valid-type]
 
 Probability = Annotated[float, Field(gt=0, lt=1)]
@@ -53,14 +57,20 @@ class SyntheticConfig(_Section):
 
 class CohortConfig(_Section):
     format: CohortFormat = "synthetic"
-    path: str | None = Field(None, description="Manifest CSV, dataset root or output folder "
-                                               "(synthetic); relative to the config file.")
+    path: str | None = Field(None, description=(
+        "Manifest CSV, dataset root or output folder (synthetic); relative to the config "
+        "file. For ispy1_clinical the default is the workbook shipped with the package "
+        "(workbench data path ispy1_clinical)."))
     phases: tuple[str, ...] = ("pre", "early", "late")
     synthetic: SyntheticConfig = SyntheticConfig()
+    coding: dict[CodedColumn, dict[str, str]] = Field(default_factory=dict, description=(
+        "per-column value mapping applied before the accepted spellings, e.g. "
+        "{laterality: {'1': left, '2': right}}; a value that neither maps nor is an accepted "
+        "spelling is an error naming the column, value and patient"))
 
     @model_validator(mode="after")
     def _path_needed(self) -> CohortConfig:
-        if self.format != "synthetic" and not self.path:
+        if self.format not in ("synthetic", *CLINICAL_ONLY_FORMATS) and not self.path:
             raise ValueError(f"cohort.path is required when cohort.format is '{self.format}'")
         if len(set(self.phases)) != len(self.phases) or not self.phases:
             raise ValueError(f"cohort.phases must be distinct and non-empty, got {self.phases}")
@@ -234,6 +244,17 @@ class RunConfig(_Section):
         if "prespecified" in self.audit.strategies and not self.strategies.prespecified:
             raise ValueError("audit.strategies includes 'prespecified' but "
                              "strategies.prespecified lists no feature")
+        if self.cohort.format in CLINICAL_ONLY_FORMATS:
+            imaging = [fs for fs in self.feature_sets if FEATURE_SETS[fs].blocks]
+            if imaging:
+                raise ValueError(f"cohort.format '{self.cohort.format}' has no images, but "
+                                 f"feature_sets {imaging} need image features; use "
+                                 "feature_sets: [clinical]")
+            if self.audit.permutations and FEATURE_SETS[self.audit.feature_set].blocks:
+                raise ValueError(f"cohort.format '{self.cohort.format}' has no images, but "
+                                 f"audit.feature_set '{self.audit.feature_set}' needs image "
+                                 "features; use audit.feature_set: clinical or "
+                                 "audit.permutations: 0")
         for field in ("feature_sets", "classifiers"):
             values = getattr(self, field)
             if len(set(values)) != len(values):

@@ -24,6 +24,7 @@ from workbench.files import atomic_path
 from workbench.provenance import MANIFEST_NAME
 
 __all__ = ["AUDIT_OUTPUTS", "FEATURE_FAMILIES", "MODEL_OUTPUTS", "RUN_FILES", "RunDataError",
+           "VALIDATION_FILES",
            "RunDir", "RunFile", "check_component", "rundir_tree", "safe_join"]
 
 #: Feature families a run extracts, in join order (``features/<family>.parquet``).
@@ -62,6 +63,32 @@ class RunFile:
     @property
     def fields(self) -> tuple[str, ...]:
         return tuple(f for _, f, _, _ in string.Formatter().parse(self.path) if f)
+
+
+#: Files of one external validation (``workbench validate``): name -> (file, what). Inside a
+#: run they live in ``validation/{validation}/``; ``workbench validate --out DIR`` writes the
+#: same files into ``DIR``.
+VALIDATION_FILES: dict[str, tuple[str, str]] = {
+    "summary": ("summary.json", "model, cohort, counts, protocol of the estimates, headline "
+                                "numbers, warnings, the generator's truth (synthetic)"),
+    "metrics": ("metrics.csv", "variant (original / recalibrated), metric, estimate, CI, "
+                               "CI method"),
+    "predictions": ("predictions.csv", "patient_id, label, probability of each variant"),
+    "reliability": ("reliability.csv", "reliability curve per variant with Wilson CIs"),
+    "decision_curve": ("decision_curve.csv", "net benefit per variant, treat all / none"),
+    "thresholds": ("thresholds.csv", "metrics at the model's stored threshold with CIs"),
+    "coverage": ("coverage.csv", "per model feature: present / missing / imputed patients"),
+    "case_mix": ("case_mix.csv", "development vs external cohort, standardised differences"),
+    "membership": ("membership.csv", "can a classifier tell the cohorts apart: AUC and the "
+                                     "features that separate them"),
+    "report": ("report.html", "standalone HTML validation report"),
+}
+
+
+def _validation() -> dict[str, RunFile]:
+    return {f"validation_{name}": RunFile(f"validation/{{validation}}/{file}",
+                                          "validate (workbench validate)", what, optional=True)
+            for name, (file, what) in VALIDATION_FILES.items()}
 
 
 def _features(family: str) -> dict[str, RunFile]:
@@ -143,6 +170,7 @@ RUN_FILES: dict[str, RunFile] = {
     "known_truth_key": RunFile("diagnostics/stage_key.json",
                                "known truth (synthetic cohorts only)",
                                "known-truth diagnostics cache key", optional=True),
+    **_validation(),
     "report": RunFile("report.html", "report", "standalone HTML report", optional=True),
     "report_key": RunFile("report.key.json", "report", "report cache key", optional=True),
 }
