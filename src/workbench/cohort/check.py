@@ -5,6 +5,22 @@
 (patient, step, file, message). Nothing stops at the first bad patient, nor at the first
 problem of a patient: every unreadable file, every phase off the grid and every phase that is
 another phase's file again is its own line, naming that file.
+
+What is checked (each finding one :class:`~workbench.cohort.table.Problem`: step, severity):
+
+* reading (``read``, error): what :func:`~workbench.imaging.io.read_image` refuses (missing,
+  not a regular file, not a 3-D scalar volume, over the voxel cap, unusable spacing,
+  truncated, undecodable), and one input given for two images;
+* values (``values``, error): NaN or infinite voxels;
+* NIfTI header sanity (``header``, warning: the patient stays), from the raw header of
+  ``.nii`` / ``.nii.gz`` files (:func:`~workbench.imaging.nifti_header.nifti_header_warnings`):
+  an empty header (qform_code and sform_code 0, pixdim 1 × 1 × 1: spacing in voxels, not
+  mm), a qform and sform that disagree in spacing, origin or direction (both values, and which
+  one SimpleITK used), and a slice axis stored first (array axis i with the largest spacing
+  and not pointing superior-inferior: an axial acquisition stored as (slices, rows, cols));
+* the mask (``mask``, error): aligned to the first phase when it is in another space, binary
+  and not empty;
+* geometry (``geometry``, error): every image on the first phase's grid.
 """
 
 from __future__ import annotations
@@ -33,6 +49,7 @@ from workbench.hashing import (
 )
 from workbench.imaging.geometry import align_mask, check_mask, describe, grid_mismatches
 from workbench.imaging.io import read_image
+from workbench.imaging.nifti_header import nifti_header_warnings
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +94,7 @@ def check_patient(row: pd.Series, phases: tuple[str, ...],
         spec = row[image_column(phase)]
         try:
             img = read_image(spec, patient=pid, what=f"phase '{phase}'", max_voxels=max_voxels)
+            problems += _header_warnings(pid, spec, img, f"phase '{phase}'")
             arr = sitk.GetArrayViewFromImage(img)
             if not np.isfinite(arr).all():
                 problems.append(Problem(pid, "values", f"phase '{phase}' has "
@@ -88,6 +106,7 @@ def check_patient(row: pd.Series, phases: tuple[str, ...],
     record: dict = {"patient_id": pid}
     try:
         mask = read_image(mask_spec, patient=pid, what="tumour mask", max_voxels=max_voxels)
+        problems += _header_warnings(pid, mask_spec, mask, "tumour mask")
         space = row.get("mask_space")
         if images and isinstance(space, str) and space != "grid":
             mask = align_mask(mask, next(iter(images.values())), mask_space=space,
@@ -104,6 +123,12 @@ def check_patient(row: pd.Series, phases: tuple[str, ...],
         geo = describe(next(iter(images.values())))
         record.update(size=geo["size"], spacing_mm=tuple(round(s, 3) for s in geo["spacing"]))
     return record, problems
+
+
+def _header_warnings(pid: str, spec: object, image: sitk.Image, what: str) -> list[Problem]:
+    """NIfTI header sanity of one image SimpleITK read (warnings; ``[]`` if not NIfTI)."""
+    return [Problem(pid, "header", message, str(spec), "warning")
+            for message in nifti_header_warnings(str(spec), what=what, image=image)]
 
 
 #: Code whose source shapes a patient's QC result (part of every QC cache key).
