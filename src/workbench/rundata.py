@@ -1,16 +1,19 @@
 """``RunData``: lazy, cached reading of one run directory, for the report, the dashboard and the
-notebooks (the layout itself is :mod:`workbench.rundir`)."""
+notebooks (the layout itself is :mod:`workbench.rundir`); ``ValidationData``: the same for one
+external-validation folder (``workbench validate``; :data:`~workbench.rundir.VALIDATION_FILES`).
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from workbench.rundir import RunDataError, RunDir
+from workbench.rundir import VALIDATION_FILES, RunDataError, RunDir
 
-__all__ = ["RunData", "RunDataError"]
+__all__ = ["RunData", "RunDataError", "ValidationData", "validation_folders"]
 
 
 class RunData(RunDir):
@@ -168,3 +171,113 @@ class RunData(RunDir):
         except RunDataError:
             return None
         return path if path.is_file() else None
+
+
+def validation_folders(run_dir: str | Path) -> dict[str, Path]:
+    """``{name: folder}`` of the external validations stored in a run
+    (``<run>/validation/<name>/summary.json``), sorted by name; empty when there are none.
+    Only looks for the files (reads nothing)."""
+    return {path.parent.name: path.parent
+            for path in RunDir(run_dir).glob("validation_summary")}
+
+
+class ValidationData:
+    """Lazy, cached reading of one external-validation folder.
+
+    The folder ``workbench validate --out DIR`` writes, or ``<run>/validation/<name>/``
+    inside a run (:func:`validation_folders`); its files are the keys of
+    :data:`~workbench.rundir.VALIDATION_FILES` (``summary``, ``metrics``, ``predictions``...).
+    Patient ids are read as text.
+
+    Parameters
+    ----------
+    folder
+        The validation folder; it must hold ``summary.json``.
+
+    Raises
+    ------
+    RunDataError
+        The folder has no ``summary.json``.
+
+    Examples
+    --------
+    >>> val = ValidationData("data/validation/ispy2")        # doctest: +SKIP
+    >>> val.summary["headline"]["auc"], val.labelled         # doctest: +SKIP
+    >>> val.missing("case_mix")     # None, or why the folder lacks it  # doctest: +SKIP
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        summary = self.folder / VALIDATION_FILES["summary"][0]
+        if not summary.is_file():
+            raise RunDataError("not an external-validation folder: summary.json not found; "
+                               "pass the folder `workbench validate --out` wrote",
+                               step="validation", path=self.folder)
+        self._cache: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.folder)!r})"
+
+    def path(self, key: str) -> Path:
+        """The file of ``key`` (a key of :data:`~workbench.rundir.VALIDATION_FILES`)."""
+        if key not in VALIDATION_FILES:
+            raise RunDataError(f"unknown validation file {key!r}; known: "
+                               f"{sorted(VALIDATION_FILES)}", step="validation")
+        return self.folder / VALIDATION_FILES[key][0]
+
+    def load(self, key: str) -> Any:
+        """``key`` read once and cached: a dict for JSON, a DataFrame for CSV (an empty one
+        for a file holding only its header)."""
+        if key not in self._cache:
+            path = self.path(key)
+            if not path.is_file():
+                raise RunDataError(f"{path.name} not found in the validation folder; it is "
+                                   "written by `workbench validate`", step="validation",
+                                   path=path)
+            try:
+                if path.suffix == ".json":
+                    self._cache[key] = json.loads(path.read_text(encoding="utf-8"))
+                elif path.suffix == ".csv":
+                    try:
+                        self._cache[key] = pd.read_csv(path, dtype={"patient_id": str})
+                    except pd.errors.EmptyDataError:
+                        self._cache[key] = pd.DataFrame()
+                else:
+                    self._cache[key] = path.read_text(encoding="utf-8")
+            except (OSError, ValueError) as exc:
+                raise RunDataError(f"cannot read {path.name}: {exc}", step="validation",
+                                   path=path) from exc
+        return self._cache[key]
+
+    def missing(self, key: str) -> str | None:
+        """``None`` when ``key`` exists and holds rows, else a short reason."""
+        path = self.path(key)
+        if not path.is_file():
+            return f"{path.name} not in the validation folder"
+        value = self.load(key)
+        if isinstance(value, pd.DataFrame) and value.empty:
+            return f"{path.name} holds no rows"
+        return None
+
+    def has(self, key: str) -> bool:
+        """Whether ``key`` exists and holds rows."""
+        return self.missing(key) is None
+
+    def table(self, key: str) -> pd.DataFrame:
+        """``key`` as a DataFrame, an empty one when the folder lacks it."""
+        return self.load(key) if self.has(key) else pd.DataFrame()
+
+    @property
+    def summary(self) -> dict:
+        """``summary.json``."""
+        return self.load("summary")
+
+    @property
+    def name(self) -> str:
+        """The validation's name (``summary.json``, else the folder's name)."""
+        return str(self.summary.get("name") or self.folder.name)
+
+    @property
+    def labelled(self) -> bool:
+        """Whether the cohort had labels (``False``: predict-only, no performance)."""
+        return bool(self.summary.get("labelled")) and self.summary.get("headline") is not None

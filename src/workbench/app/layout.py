@@ -24,13 +24,16 @@ from workbench.app.views import (
     PerformanceView,
     SignaturesView,
     UtilityView,
+    ValidationView,
 )
 from workbench.app.views._common import HTML, e
 
-__all__ = ["TAB_NAMES", "dashboard", "error_page", "sidebar", "tabs"]
+__all__ = ["TAB_NAMES", "VALIDATION_TAB", "dashboard", "error_page", "sidebar", "tabs"]
 
 TAB_NAMES = ("Performance", "Clinical utility", "Signatures", "Explain", "Patients", "Cohort",
              "Audit")
+#: The last tab, present only when the run holds an external validation.
+VALIDATION_TAB = "Validation"
 
 
 def _html(obj, **kw) -> HTML:
@@ -93,8 +96,18 @@ def _patients_table(view: PatientsView, state: DashboardState) -> pn.widgets.Tab
     return table
 
 
+def _validation_tab(state: DashboardState) -> pn.Column:
+    """The validation chooser and the chosen validation, built when first shown (lazy: a
+    run's first load reads none of its validation files)."""
+    view = ValidationView(state)
+    return pn.Column(
+        W.Select.from_param(state.param.validation, name="External validation", width=300),
+        pn.param.ParamMethod(view.content, lazy=True), sizing_mode="stretch_width")
+
+
 def tabs(state: DashboardState) -> pn.Tabs:
-    """The seven tabs, each a column of panes bound to one view."""
+    """The seven tabs of :data:`TAB_NAMES`, each a column of panes bound to one view, then
+    :data:`VALIDATION_TAB` when the run holds an external validation."""
     perf, util, sig = PerformanceView(state), UtilityView(state), SignaturesView(state)
     expl, pats = ExplainView(state), PatientsView(state)
     cohort, audit = CohortView(state), AuditView(state)
@@ -125,6 +138,7 @@ def tabs(state: DashboardState) -> pn.Tabs:
             _html(audit.header), _html(audit.provenance()), _html(audit.audit_table()),
             _fig(audit.audit_histogram), _html(audit.known_truth()),
             _html(audit.versions()))),
+        *([(VALIDATION_TAB, _validation_tab(state))] if state.store.validations else []),
         dynamic=True, sizing_mode="stretch_width")
 
 

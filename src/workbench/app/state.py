@@ -59,6 +59,9 @@ class DashboardState(param.Parameterized):
     block
         Signature block (``radiomics``, ``resnet50``, ...) of the drawn feature sets whose
         selection the Signatures tab details (one at a time: a deep fusion set has seven).
+    validation
+        External validation (``workbench validate``, stored under ``validation/<name>/``)
+        shown in the Validation tab; ``None`` when the run has none.
     """
 
     protocol = param.Selector(default="honest", objects=["honest"], doc="modelling protocol")
@@ -74,6 +77,8 @@ class DashboardState(param.Parameterized):
                              doc="patient shown in the Patients and Explain tabs")
     block = param.Selector(default=None, objects=[], allow_None=True,
                            doc="signature block detailed in the Signatures tab")
+    validation = param.Selector(default=None, objects=[], allow_None=True,
+                                doc="external validation shown in the Validation tab")
 
     def __init__(self, store: DataStore, **params) -> None:
         super().__init__()
@@ -83,6 +88,7 @@ class DashboardState(param.Parameterized):
                                          if v in store.splits}
         self.param.feature_sets.objects = store.feature_sets
         self.param.classifiers.objects = store.classifiers
+        self.param.validation.objects = store.validations
         sets, clfs, self.default_note = default_selection(store.run.metrics)
         self._default_models = {"feature_sets": sets, "classifiers": clfs}
         defaults = {
@@ -90,6 +96,7 @@ class DashboardState(param.Parameterized):
             "evaluation": "test" if "test" in store.splits else store.splits[0],
             **self._default_models,
             "threshold": round(store.default_threshold(store.protocols[0]), 2),
+            "validation": store.validations[0] if store.validations else None,
         }
         self.param.update(**{**defaults, **params})
         self._sync_choices()

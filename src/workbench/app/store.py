@@ -30,7 +30,7 @@ from workbench.evaluation.truth_display import model_rows, proxy_rows, reference
 from workbench.imaging.slices import TumourSlices, read_tumour_slices
 from workbench.names import FEATURE_SET_NAMES, MODEL_LABELS
 from workbench.plots import eval_predictions, labels_outside_titles
-from workbench.rundata import RunData, RunDataError
+from workbench.rundata import RunData, RunDataError, ValidationData, validation_folders
 
 log = logging.getLogger(__name__)
 
@@ -354,6 +354,33 @@ class DataStore:
             return {"references": reference_rows(table), "proxies": proxy_rows(table),
                     "models": model_rows(table, "honest")}
         return self.cached(("known_truth",), build)
+
+    # ------------------------------------------------------------------ external validations
+    @property
+    def validations(self) -> list[str]:
+        """Names of the run's external validations (``validation/<name>/summary.json``),
+        sorted: a directory listing made once, nothing read (the Validation tab exists only
+        when there is one)."""
+        return list(self._validation_folders())
+
+    def _validation_folders(self) -> dict[str, Path]:
+        return self.cached(("validation_folders",),
+                           lambda: validation_folders(self.run.run_dir))
+
+    def validation(self, name: str) -> ValidationData:
+        """The :class:`~workbench.rundata.ValidationData` of one validation, built once; its
+        files are read when first used (the tab is opened).
+
+        Raises
+        ------
+        workbench.rundir.RunDataError
+            ``name`` is not a validation of this run.
+        """
+        folders = self._validation_folders()
+        if name not in folders:
+            raise RunDataError(f"no external validation {name!r} in this run; have "
+                               f"{sorted(folders)}", step="dashboard")
+        return self.cached(("validation", name), lambda: ValidationData(folders[name]))
 
     # ------------------------------------------------------------------ provenance
     def provenance(self) -> dict[str, str]:

@@ -11,6 +11,8 @@ from workbench.app.views.performance import PerformanceView
 from workbench.app.views.provenance import AuditView, CohortView
 from workbench.app.views.signatures import SignaturesView, blocks_of
 from workbench.app.views.utility import UtilityView
+from workbench.app.views.validation import ValidationView
 
 __all__ = ["CSS", "AuditView", "CohortView", "ExplainView", "PatientsView", "PerformanceView",
-           "SignaturesView", "UtilityView", "View", "blocks_of", "html_table"]
+           "SignaturesView", "UtilityView", "ValidationView", "View", "blocks_of",
+           "html_table"]
