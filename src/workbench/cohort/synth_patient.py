@@ -1,6 +1,9 @@
 """One synthetic patient: latent draw, layout, anatomy, tumour, kinetics, signal, noise.
 
 See :mod:`workbench.cohort.synthetic` for the model; this module only assembles it.
+:func:`synthesize_patient` builds a patient with images, :func:`clinical_patient` the same
+patient's table rows without them (same latent and label streams, so the same clinical
+values and pCR label).
 """
 
 from __future__ import annotations
@@ -60,9 +63,76 @@ class SyntheticPatient:
         return out
 
 
+def patient_id(index: int, prefix: str = "SYN") -> str:
+    """Identifier of the ``index``-th (0-based) synthetic patient: ``SYN0001``..."""
+    return f"{prefix}{index + 1:04d}"
+
+
 def _streams(seed: int, index: int) -> tuple[np.random.Generator, ...]:
+    """Latent, label and image streams of patient ``index``."""
     root = np.random.SeedSequence(seed, spawn_key=(index,))
     return tuple(np.random.Generator(np.random.PCG64(s)) for s in root.spawn(3))
+
+
+def _measurement_stream(seed: int, index: int) -> np.random.Generator:
+    """Fourth child of the patient's seed (``mri_ld_mm`` noise of an image-less patient);
+    independent of :func:`_streams`, whose three children it leaves untouched."""
+    child = np.random.SeedSequence(seed, spawn_key=(index, 3))
+    return np.random.Generator(np.random.PCG64(child))
+
+
+def _outcome(latent_rng: np.random.Generator, label_rng: np.random.Generator,
+             settings: SynthSettings) -> tuple[dict, float, int]:
+    """One latent patient, its true P(pCR) and its drawn pCR label (both paths share it)."""
+    latent = {k: v[0] for k, v in sample_latent(latent_rng, 1, settings).items()}
+    prob = float(true_probability({k: np.asarray([v]) for k, v in latent.items()},
+                                  settings)[0])
+    return latent, prob, int(label_rng.random() < prob)
+
+
+def _clinical_row(pid: str, pcr: int, latent: dict, mri_ld: float) -> dict:
+    """The manifest's patient, label and clinical columns."""
+    return {
+        "patient_id": pid, "pcr": pcr, "age": round(float(latent["age"]), 1),
+        "race": latent["race"], "er": latent["er"], "pgr": latent["pgr"], "hr": latent["hr"],
+        "her2": latent["her2"], "hr_her2": latent["hr_her2"],
+        "laterality": latent["laterality"], "mri_ld_mm": mri_ld,
+    }
+
+
+def _latent_truth(pid: str, prob: float, pcr: int, latent: dict) -> dict:
+    """Truth columns both paths share: the true probability, label and every latent."""
+    return {
+        "patient_id": pid, "true_probability": prob, "pcr": pcr,
+        "subtype": latent["hr_her2"],
+        "age": float(latent["age"]),
+        "ktrans_mean": float(latent["ktrans_mean"]), "ve_mean": float(latent["ve_mean"]),
+        "heterogeneity": float(latent["heterogeneity"]),
+        "necrosis_fraction": float(latent["necrosis_fraction"]),
+        "rim_enhancement": float(latent["rim_enhancement"]),
+        "irregularity": float(latent["irregularity"]),
+        "longest_diameter_mm": float(latent["longest_diameter_mm"]),
+    }
+
+
+def clinical_patient(seed: int, index: int, settings: SynthSettings | None = None, *,
+                     prefix: str = "SYN") -> tuple[dict, dict]:
+    """Patient ``index`` without images: its manifest row and its truth row.
+
+    The latent and label streams are those of :func:`synthesize_patient`, so the clinical
+    values and the pCR label are the imaging patient's, except ``mri_ld_mm``: with no mask
+    to measure, it is the latent longest diameter plus N(0, 2 mm) measurement noise (from a
+    fourth, separate stream), rounded to the millimetre (at least 1 mm).
+    """
+    s = settings or SynthSettings()
+    latent_rng, label_rng, _ = _streams(seed, index)
+    latent, prob, pcr = _outcome(latent_rng, label_rng, s)
+    ld = float(latent["longest_diameter_mm"])
+    mri_ld = float(max(round(ld + _measurement_stream(seed, index).normal(0.0, 2.0)), 1.0))
+    pid = patient_id(index, prefix)
+    truth = _latent_truth(pid, prob, pcr, latent)
+    truth["mri_ld_mm"] = mri_ld
+    return _clinical_row(pid, pcr, latent, mri_ld), truth
 
 
 FIT = 0.8  # tumour points stay at q <= FIT inside the dome, room for the outline wobble
@@ -135,23 +205,23 @@ def _layout(rng: np.random.Generator, settings: SynthSettings, shape, laterality
     return grid, layout, centre, info
 
 
-def synthesize_patient(seed: int, index: int, settings: SynthSettings | None = None
-                       ) -> SyntheticPatient:
+def synthesize_patient(seed: int, index: int, settings: SynthSettings | None = None, *,
+                       prefix: str = "SYN") -> SyntheticPatient:
     """Build patient ``index`` (0-based) of the cohort with ``seed``, in memory.
 
-    BLAS runs single-threaded here: a threaded matrix product may sum in a different
-    order, and the arrays must be bit-identical whatever the machine or ``jobs``.
+    ``prefix`` starts its ID (:func:`patient_id`). BLAS runs single-threaded here: a
+    threaded matrix product may sum in a different order, and the arrays must be
+    bit-identical whatever the machine or ``jobs``.
     """
     with threadpool_limits(limits=1, user_api="blas"):
-        return _synthesize(seed, index, settings or SynthSettings())
+        return _synthesize(seed, index, settings or SynthSettings(), prefix)
 
 
-def _synthesize(seed: int, index: int, settings: SynthSettings) -> SyntheticPatient:
+def _synthesize(seed: int, index: int, settings: SynthSettings, prefix: str
+                ) -> SyntheticPatient:
     s = settings
     latent_rng, label_rng, rng = _streams(seed, index)
-    latent = {k: v[0] for k, v in sample_latent(latent_rng, 1, s).items()}
-    prob = float(true_probability({k: np.asarray([v]) for k, v in latent.items()}, s)[0])
-    pcr = int(label_rng.random() < prob)
+    latent, prob, pcr = _outcome(latent_rng, label_rng, s)
 
     # acquisition
     spacing_xy = round(float(rng.uniform(*s.inplane_spacing_mm)), 4)
@@ -221,23 +291,10 @@ def _synthesize(seed: int, index: int, settings: SynthSettings) -> SyntheticPati
     early = phases["early"][box][in_mask].astype(float)
     enhancement = float((early.mean() - pre.mean()) / max(pre.mean(), 1e-9))
 
-    pid = f"SYN{index + 1:04d}"
-    clinical = {
-        "patient_id": pid, "pcr": pcr, "age": round(float(latent["age"]), 1),
-        "race": latent["race"], "er": latent["er"], "pgr": latent["pgr"], "hr": latent["hr"],
-        "her2": latent["her2"], "hr_her2": latent["hr_her2"],
-        "laterality": latent["laterality"], "mri_ld_mm": mri_ld,
-    }
-    truth = {
-        "patient_id": pid, "true_probability": prob, "pcr": pcr,
-        "subtype": latent["hr_her2"],
-        "age": float(latent["age"]),
-        "ktrans_mean": float(latent["ktrans_mean"]), "ve_mean": float(latent["ve_mean"]),
-        "heterogeneity": float(latent["heterogeneity"]),
-        "necrosis_fraction": float(latent["necrosis_fraction"]),
-        "rim_enhancement": float(latent["rim_enhancement"]),
-        "irregularity": float(latent["irregularity"]),
-        "longest_diameter_mm": float(latent["longest_diameter_mm"]),
+    pid = patient_id(index, prefix)
+    clinical = _clinical_row(pid, pcr, latent, mri_ld)
+    truth = _latent_truth(pid, prob, pcr, latent)
+    truth.update({
         "measured_ld_mm": measured_ld, "mri_ld_mm": mri_ld, "volume_ml": volume_ml,
         "necrosis_fraction_realised": nec_real,
         "enhancement_early_mean": enhancement,
@@ -252,7 +309,7 @@ def _synthesize(seed: int, index: int, settings: SynthSettings) -> SyntheticPati
         "breast_density": density, "bpe_ktrans": bpe, "bias_amplitude": bias_amp,
         "noise_sigma": sigma, "fgt_pre_level": fgt_level,
         "early_time_min": times["early"], "late_time_min": times["late"],
-    }
+    })
     return SyntheticPatient(pid, grid, phases, mask, labels, clinical, truth)
 
 

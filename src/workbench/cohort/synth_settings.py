@@ -3,6 +3,11 @@
 One frozen, hashable dataclass, so a calibration computed for a given set of knobs can be
 cached and recorded verbatim in ``synth_summary.json``. Ranges ``(low, high)`` are drawn
 uniformly per patient unless the field's comment says otherwise.
+
+:data:`SITES` names the sites the generator can play: ``"development"`` (the I-SPY1-like
+defaults) and ``"external"`` (another trial's scanner, case mix and pCR rates under the
+same pCR law); :func:`site_settings` looks one up, :data:`SITE_PREFIX` gives its patient-ID
+prefix and :func:`site_shift_summary` lists the knobs two settings differ in.
 """
 
 from __future__ import annotations
@@ -183,3 +188,102 @@ class SynthSettings:
     def as_dict(self) -> dict:
         """Plain JSON-ready values (tuples become lists)."""
         return dataclasses.asdict(self)
+
+
+#: The law of pCR (coefficients, phenotype distributions, calibration sample) that every site
+#: shares; a site may only move the acquisition, the case mix and the per-subtype pCR rates.
+LAW_FIELDS: tuple[str, ...] = (
+    "coef_ktrans", "coef_heterogeneity", "coef_necrosis", "coef_size", "coef_irregularity",
+    "ld_median_mm", "ld_log_sd", "ld_range_mm", "ktrans_median_by_subtype",
+    "ktrans_log_sd", "ktrans_range", "ve_mean", "ve_sd", "ve_range", "heterogeneity_range",
+    "necrosis_probability_by_subtype", "necrosis_fraction_range", "calibration_draws",
+    "calibration_seed",
+)
+
+EXTERNAL_SITE = SynthSettings(
+    inplane_spacing_mm=(0.6, 0.75),
+    slice_thickness_mm=(1.5, 2.0),
+    max_voxels=2_700_000,
+    tr_ms=4.5,
+    flip_deg=10.0,
+    early_time_min=2.0,
+    late_time_min=6.0,
+    bias_amplitude=(0.3, 0.5),
+    noise_fraction=(0.05, 0.09),
+    subtype_mix=(0.55, 0.25, 0.20),
+    age_mean=52.0,
+    pcr_rate_by_subtype=(0.13, 0.55, 0.42),
+)
+"""A second trial at another site: same pCR law, other scanner, case mix and pCR rates.
+
+Every knob that differs from the development (default) settings:
+
+Scanner and protocol
+    * ``inplane_spacing_mm`` (0.6, 0.75) instead of (0.7, 0.9) and ``slice_thickness_mm``
+      (1.5, 2.0) instead of (2.0, 2.5): a finer, higher-resolution protocol (about 1.8 times
+      the voxels).
+    * ``max_voxels`` 2 700 000 instead of 1 500 000: the per-phase budget scaled with the finer
+      voxels, so, as at the development site, only the few very large tumours get a cropped
+      field of view (about 1.5 M voxels per phase on average).
+    * ``tr_ms`` 4.5 instead of 5.0 and ``flip_deg`` 10 instead of 12: another vendor's SPGR
+      sequence (different T1 weighting, so different raw intensities and enhancement ratios).
+    * ``early_time_min`` 2.0 / ``late_time_min`` 6.0 instead of 2.5 / 7.5: other post-contrast
+      sampling times (same +- 0.25 min jitter).
+    * ``bias_amplitude`` (0.3, 0.5) instead of (0.2, 0.4): a stronger coil bias field.
+    * ``noise_fraction`` (0.05, 0.09) instead of (0.03, 0.06): noisier images (smaller voxels).
+
+Case mix and prevalence
+    * ``subtype_mix`` (0.55, 0.25, 0.20) instead of (0.45, 0.30, 0.25): more HR+/HER2-.
+    * ``age_mean`` 52 instead of 48 (same SD 9 and clipping).
+    * ``pcr_rate_by_subtype`` (0.13, 0.55, 0.42) instead of (0.09, 0.45, 0.35): a more
+      effective regimen; the per-subtype intercepts are recalibrated to these rates by
+      :func:`~workbench.cohort.synth_latent.calibration` (expected overall pCR rate 0.29
+      against 0.26, population oracle AUC 0.83 as at development).
+
+Everything in :data:`LAW_FIELDS` (the logistic coefficients, the tumour phenotype
+distributions given the subtype, the calibration sample) is the development value. The
+phenotypes are standardised on each site's own population, whose mean and SD move a little
+with the subtype mix (SD by at most 3 %, for the necrotic fraction); the shift of the means is
+absorbed by the recalibrated intercepts.
+"""
+
+#: Settings of each site the generator can play (see :data:`EXTERNAL_SITE`).
+SITES: dict[str, SynthSettings] = {
+    "development": SynthSettings(),
+    "external": EXTERNAL_SITE,
+}
+
+#: Patient-ID prefix of each site (``SYN0001``, ``EXT0001``...): IDs never clash across sites.
+SITE_PREFIX: dict[str, str] = {"development": "SYN", "external": "EXT"}
+
+
+def site_settings(site: str) -> SynthSettings:
+    """The :class:`SynthSettings` of a site of :data:`SITES`.
+
+    Raises
+    ------
+    ConfigError
+        For a site that is not in :data:`SITES` (the message lists the allowed ones).
+    """
+    if site not in SITES:
+        raise ConfigError(f"synthetic site must be one of {sorted(SITES)}; got {site!r}",
+                          step="synth")
+    return SITES[site]
+
+
+def site_prefix(site: str) -> str:
+    """The patient-ID prefix of a site of :data:`SITE_PREFIX` (``ConfigError`` otherwise)."""
+    site_settings(site)  # same check and message as for the settings
+    return SITE_PREFIX[site]
+
+
+def site_shift_summary(dev: SynthSettings, ext: SynthSettings) -> dict[str, tuple]:
+    """The knobs in which ``ext`` differs from ``dev``: ``{knob: (dev value, ext value)}``.
+
+    Pure and in field order, for reports (e.g. ``site_shift_summary(SITES["development"],
+    SITES["external"])``); tuples are kept as tuples. Fields of :data:`LAW_FIELDS` appear
+    only when the two settings do not share the pCR law.
+    """
+    return {f.name: (getattr(dev, f.name), getattr(ext, f.name))
+            for f in dataclasses.fields(SynthSettings)
+            if getattr(dev, f.name) != getattr(ext, f.name)}

@@ -77,6 +77,27 @@ Clinical covariates and the pCR law
   35 % (triple negative), 26 % overall; the population oracle AUC (expected AUC of the true
   probabilities on that sample) is about 0.83, against 0.72 for subtype alone.
 
+Sites
+-----
+``site="development"`` (the default) is the model above, IDs ``SYN0001``...;
+``site="external"`` plays a second trial for external validation, IDs ``EXT0001``...: the
+same pCR law (coefficients and tumour phenotype distributions) with another scanner (finer
+0.6-0.75 mm x 1.5-2.0 mm voxels, TR 4.5 ms / flip 10 deg, phases at 2.0 and 6.0 min, stronger
+bias, more noise), more HR+/HER2- patients (55 / 25 / 20 %), older (mean age 52) and higher
+pCR rates (13 / 55 / 42 %, 29 % overall; intercepts recalibrated, oracle AUC about 0.83).
+Every shifted knob is listed in :data:`~workbench.cohort.synth_settings.EXTERNAL_SITE`;
+:func:`~workbench.cohort.synth_settings.site_shift_summary` tabulates them.
+``synth_summary.json`` records the site, its settings, intercepts and expected pCR rate;
+``truth.csv`` gets a ``site`` column (except for the development imaging cohort, kept
+byte-identical to earlier releases).
+
+``images=False`` writes an image-less cohort, about a second per thousand patients:
+``manifest.csv`` with ``patient_id``, ``pcr`` and the clinical columns only (no image or
+mask column), ``truth.csv`` (true probability, every latent, ``site``) and the summary
+(``"images": false``). Patient ``i`` has the same latent and label streams as with images,
+so the same clinical values and pCR label; only ``mri_ld_mm`` differs: with no mask to
+measure, it is the latent longest diameter plus N(0, 2 mm) noise, rounded.
+
 Determinism
 -----------
 Patient ``i`` uses ``numpy.random.SeedSequence(seed, spawn_key=(i,))`` (the ``i``-th child
@@ -103,25 +124,35 @@ from sklearn.metrics import roc_auc_score
 import workbench
 from workbench.batch import Job, run_batch
 from workbench.cohort.synth_latent import calibration, sample_latent, true_probability
-from workbench.cohort.synth_patient import SyntheticPatient, synthesize_patient
-from workbench.cohort.synth_settings import SUBTYPES, SynthSettings
+from workbench.cohort.synth_patient import (
+    SyntheticPatient,
+    clinical_patient,
+    patient_id,
+    synthesize_patient,
+)
+from workbench.cohort.synth_settings import (
+    SITES,
+    SUBTYPES,
+    SynthSettings,
+    site_prefix,
+    site_settings,
+    site_shift_summary,
+)
 from workbench.cohort.table import CLINICAL_COLUMNS, DEFAULT_PHASES, image_column
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.files import atomic_write_text
 from workbench.imaging.io import write_image
 
 __all__ = ["SynthSettings", "SyntheticPatient", "generate_cohort", "synthesize_patient",
-           "patient_id", "MANIFEST_COLUMNS", "latent_sample"]
+           "clinical_patient", "patient_id", "MANIFEST_COLUMNS", "CLINICAL_MANIFEST_COLUMNS",
+           "latent_sample", "SITES", "site_settings", "site_shift_summary"]
 
 log = logging.getLogger(__name__)
 
-MANIFEST_COLUMNS: list[str] = (["patient_id", "pcr"] + list(CLINICAL_COLUMNS)
+#: Columns of an image-less manifest (``images=False``).
+CLINICAL_MANIFEST_COLUMNS: list[str] = ["patient_id", "pcr"] + list(CLINICAL_COLUMNS)
+MANIFEST_COLUMNS: list[str] = (CLINICAL_MANIFEST_COLUMNS
                                + [image_column(p) for p in DEFAULT_PHASES] + ["mask"])
-
-
-def patient_id(index: int) -> str:
-    """Identifier of the ``index``-th (0-based) synthetic patient: ``SYN0001``..."""
-    return f"SYN{index + 1:04d}"
 
 
 def latent_sample(size: int, seed: int, settings: SynthSettings | None = None) -> pd.DataFrame:
@@ -133,10 +164,11 @@ def latent_sample(size: int, seed: int, settings: SynthSettings | None = None) -
     return frame
 
 
-def _write_patient(out: Path, seed: int, index: int, settings: SynthSettings) -> dict:
+def _write_patient(out: Path, seed: int, index: int, settings: SynthSettings,
+                   prefix: str = "SYN") -> dict:
     """Generate one patient, write its images, return its manifest and truth rows."""
-    pid = patient_id(index)
-    patient = synthesize_patient(seed, index, settings)
+    patient = synthesize_patient(seed, index, settings, prefix=prefix)
+    pid = patient.patient_id
     folder = out / "images" / pid
     rel = {}
     for name, image in patient.images().items():
@@ -148,7 +180,7 @@ def _write_patient(out: Path, seed: int, index: int, settings: SynthSettings) ->
     return {"manifest": row, "truth": patient.truth}
 
 
-def _check_arguments(n: int, seed: int, jobs: int) -> None:
+def _check_arguments(n: int, seed: int, jobs: int, images: bool) -> None:
     if not isinstance(n, (int, np.integer)) or n < 1:
         raise ConfigError(f"synthetic cohort size n must be an integer >= 1; got {n!r}",
                           step="synth")
@@ -158,10 +190,13 @@ def _check_arguments(n: int, seed: int, jobs: int) -> None:
     if not isinstance(jobs, (int, np.integer)) or (jobs < 1 and jobs != -1):
         raise ConfigError(f"jobs must be an integer >= 1 (or -1 for all cores); got {jobs!r}",
                           step="synth")
+    if not isinstance(images, (bool, np.bool_)):
+        raise ConfigError(f"images must be True or False; got {images!r}", step="synth")
 
 
 def generate_cohort(out_dir: str | Path, n: int = 163, seed: int = 0, *, jobs: int = 1,
-                    progress: bool = True, settings: SynthSettings | None = None) -> Path:
+                    progress: bool = True, settings: SynthSettings | None = None,
+                    site: str = "development", images: bool = True) -> Path:
     """Generate the synthetic cohort and return the path of ``out_dir/manifest.csv``.
 
     Parameters
@@ -170,32 +205,70 @@ def generate_cohort(out_dir: str | Path, n: int = 163, seed: int = 0, *, jobs: i
         Folder to write into (created if needed); existing files of the same patients are
         overwritten atomically.
     n
-        Number of patients (``SYN0001`` ... ``SYN{n:04d}``).
+        Number of patients (``SYN0001`` ... ``SYN{n:04d}``, or ``EXT...`` for the external
+        site).
     seed
         Cohort seed; patient ``i`` depends on ``(seed, i, settings)`` only.
     jobs
-        Parallel worker processes (joblib ``loky``); output is identical for any value.
+        Parallel worker processes (joblib ``loky``) for the imaging path; output is identical
+        for any value. The image-less path runs in this process.
     progress
-        Show a tqdm progress bar on stderr.
+        Show a tqdm progress bar on stderr (imaging path).
     settings
-        Generator knobs; ``None`` uses the I-SPY1-like defaults.
+        Generator knobs; ``None`` uses the site's settings
+        (:func:`~workbench.cohort.synth_settings.site_settings`).
+    site
+        A key of :data:`~workbench.cohort.synth_settings.SITES`: picks the settings (unless
+        ``settings`` is given) and the patient-ID prefix (``SYN`` / ``EXT``).
+    images
+        ``False`` writes an image-less cohort: a manifest of the clinical columns only
+        (:data:`CLINICAL_MANIFEST_COLUMNS`), ``truth.csv`` and the summary.
 
     Raises
     ------
     ConfigError
-        On an invalid ``n``, ``seed`` or ``jobs``.
+        On an invalid ``n``, ``seed``, ``jobs``, ``images`` or an unknown ``site``.
     WorkbenchError
         If a patient cannot be generated (names the patient).
     """
-    _check_arguments(n, seed, jobs)
-    settings = settings or SynthSettings()
+    _check_arguments(n, seed, jobs, images)
+    prefix = site_prefix(site)
+    settings = settings or site_settings(site)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     calib = calibration(settings)
-    log.info("generating %d synthetic patients (seed %d, %d jobs) into %s", n, seed, jobs, out)
-    work = [Job(patient_id(i), _write_patient, (out, seed, i, settings), step="synth", tag=i)
-            for i in range(n)]
+    log.info("generating %d synthetic %s-site patients%s (seed %d) into %s", n, site,
+             "" if images else " without images", seed, out)
+    if images:
+        manifest, truth = _imaging_rows(out, n, seed, settings, prefix, jobs=jobs,
+                                        progress=progress)
+        if site != "development":  # the development cohort's truth.csv stays as it was
+            truth["site"] = site
+    else:
+        rows = [clinical_patient(seed, i, settings, prefix=prefix) for i in range(n)]
+        manifest = pd.DataFrame([r[0] for r in rows])[CLINICAL_MANIFEST_COLUMNS]
+        truth = pd.DataFrame([r[1] for r in rows])
+        truth["site"] = site
+    manifest_path = out / "manifest.csv"
+    atomic_write_text(manifest_path, manifest.to_csv(index=False))
+    atomic_write_text(out / "truth.csv", truth.to_csv(index=False))
+    summary = _summary(truth, n=n, seed=seed, jobs=jobs, settings=settings, calib=calib,
+                       seconds=time.perf_counter() - start)
+    summary.update({"site": site, "id_prefix": prefix, "images": bool(images),
+                    "site_shift": {k: list(v) for k, v in
+                                   site_shift_summary(SITES["development"], settings).items()}})
+    atomic_write_text(out / "synth_summary.json", json.dumps(summary, indent=2) + "\n")
+    log.info("synthetic cohort written: %s (pCR rate %.2f, realised oracle AUC %s)",
+             manifest_path, summary["pcr_rate"], summary["oracle_auc_realised"])
+    return manifest_path
+
+
+def _imaging_rows(out: Path, n: int, seed: int, settings: SynthSettings, prefix: str, *,
+                  jobs: int, progress: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Generate and write every patient's images; the manifest and truth tables."""
+    work = [Job(patient_id(i, prefix), _write_patient, (out, seed, i, settings, prefix),
+                step="synth", tag=i) for i in range(n)]
     outcomes = sorted(run_batch(work, workers=jobs, progress=progress,
                                 desc="synthetic cohort"), key=lambda o: o.job.tag)
     failed = [o.problem for o in outcomes if not o.ok]
@@ -205,17 +278,8 @@ def generate_cohort(out_dir: str | Path, n: int = 163, seed: int = 0, *, jobs: i
                              f"{first['message']}", patient=first["patient_id"],
                              step=first["step"], path=first["file"])
     rows = [o.value for o in outcomes]
-    manifest = pd.DataFrame([r["manifest"] for r in rows])[MANIFEST_COLUMNS]
-    truth = pd.DataFrame([r["truth"] for r in rows])
-    manifest_path = out / "manifest.csv"
-    atomic_write_text(manifest_path, manifest.to_csv(index=False))
-    atomic_write_text(out / "truth.csv", truth.to_csv(index=False))
-    summary = _summary(truth, n=n, seed=seed, jobs=jobs, settings=settings, calib=calib,
-                       seconds=time.perf_counter() - start)
-    atomic_write_text(out / "synth_summary.json", json.dumps(summary, indent=2) + "\n")
-    log.info("synthetic cohort written: %s (pCR rate %.2f, realised oracle AUC %s)",
-             manifest_path, summary["pcr_rate"], summary["oracle_auc_realised"])
-    return manifest_path
+    return (pd.DataFrame([r["manifest"] for r in rows])[MANIFEST_COLUMNS],
+            pd.DataFrame([r["truth"] for r in rows]))
 
 
 def _summary(truth: pd.DataFrame, *, n: int, seed: int, jobs: int, settings: SynthSettings,
@@ -226,7 +290,8 @@ def _summary(truth: pd.DataFrame, *, n: int, seed: int, jobs: int, settings: Syn
     by_subtype = {s: (float(truth.loc[truth["subtype"] == s, "pcr"].mean())
                       if (truth["subtype"] == s).any() else None) for s in SUBTYPES}
     counts = {s: int((truth["subtype"] == s).sum()) for s in SUBTYPES}
-    voxels = truth["size_x"] * truth["size_y"] * truth["size_z"]
+    voxels = (truth["size_x"] * truth["size_y"] * truth["size_z"]
+              if "size_x" in truth else None)
     return {
         "n": int(n),
         "seed": int(seed),
@@ -242,7 +307,8 @@ def _summary(truth: pd.DataFrame, *, n: int, seed: int, jobs: int, settings: Syn
         "expected_pcr_rate_by_subtype": dict(zip(SUBTYPES, calib.expected_rate_by_subtype,
                                                  strict=True)),
         "intercepts": dict(zip(SUBTYPES, calib.intercepts, strict=True)),
-        "voxels_per_phase": {"mean": float(voxels.mean()), "max": int(voxels.max())},
+        "voxels_per_phase": (None if voxels is None else
+                             {"mean": float(voxels.mean()), "max": int(voxels.max())}),
         "generation_seconds": round(float(seconds), 2),
         "versions": {
             "workbench": workbench.__version__,
