@@ -75,7 +75,8 @@ def load_cohort(path: str | Path, fmt: str = "auto", **kwargs) -> CohortTable:
         A key of :data:`LOADERS`, or ``"auto"``: a ``.csv`` file, or a folder holding
         ``manifest.csv``, is a manifest; anything else needs ``fmt``.
     **kwargs
-        Passed to the loader (``phases=``, ``clinical=``, ``masks=``...).
+        Passed to the loader (``phases=``, ``clinical=``, ``masks=``...). Every loader takes
+        ``coding=``, the run config's ``cohort.coding`` (:mod:`workbench.cohort.coding`).
 
     Raises
     ------

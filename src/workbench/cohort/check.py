@@ -242,7 +242,7 @@ def format_report(report: QCReport) -> str:
         f"  with known pCR         : {int(labelled.sum())} ({n_pcr} pCR, "
         f"{int(labelled.sum()) - n_pcr} non-pCR"
         + (f", pCR rate {n_pcr / labelled.sum():.1%})" if labelled.any() else ")"),
-        f"  phases                 : {', '.join(c.phases)}",
+        f"  phases                 : {', '.join(c.phases) or 'none (image-less cohort)'}",
         f"  with complete images   : {len(c.imaging_ready())}",
         f"  passing image QC       : {len(report.ok_patients)}",
     ]

@@ -21,7 +21,22 @@ images
     ``image_<phase>`` for each DCE phase (``image_pre``, ``image_early``, ``image_late``;
     more phases allowed) and ``mask``: paths to NIfTI/NRRD files or DICOM folders
     (a DICOM folder may carry a temporal selector, ``DIR#t=K``, see
-    :mod:`workbench.imaging.io`).
+    :mod:`workbench.imaging.io`). An image-less (clinical-only) cohort has no phases
+    (``phases=()``, :attr:`CohortTable.has_images` False) and no image or mask column.
+kept extras
+    ``mask_space`` (``grid`` / ``physical``: how a mask relates to its image, see
+    :func:`workbench.imaging.geometry.align_mask`) and ``source_dataset`` (the part of a
+    multi-source release a patient comes from). Any other column is dropped with one
+    ``warning`` naming it.
+
+Clinical values: the coded columns accept the spellings of
+:data:`~workbench.cohort.coding.SPELLINGS` (``1``/``0``, ``pos``/``neg``, ``+``/``-``, ``ER+``,
+``TNBC``, ``L``/``R``...; the full table is in :mod:`workbench.cohort.coding`) after a
+per-column map from the run config (``cohort.coding``); explicit missing spellings (empty,
+``NA``, ``unknown``, ``not done``...) are missing. Any other value is an ``error`` problem
+(step ``coding``) naming the column, the value, the patient and the file: the value becomes
+missing and the patient stays in ``df`` (counted and listed) but is excluded from modelling.
+``age`` and ``mri_ld_mm`` that are not numbers become missing with a ``warning``.
 
 Validation never silently drops anything, and a bad row never stops the others: a patient
 excluded for a missing, malformed or duplicate identifier or a bad label is removed from
@@ -40,12 +55,21 @@ import dataclasses
 import json
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from workbench.cohort.coding import (
+    HR_HER2_VALUES,
+    LATERALITY_VALUES,
+    SPELLINGS,
+    STATUS_VALUES,
+    check_coding,
+    coding_message,
+    read_clinical,
+)
 from workbench.errors import CohortError
 from workbench.imaging.io import split_selector
 
@@ -54,11 +78,13 @@ log = logging.getLogger(__name__)
 DEFAULT_PHASES: tuple[str, ...] = ("pre", "early", "late")
 IMAGE_PREFIX = "image_"
 MASK_COLUMN = "mask"
-STATUS_VALUES = ("positive", "negative", "indeterminate")
-HR_HER2_VALUES = ("HR+/HER2-", "HER2+", "triple negative")
-LATERALITY_VALUES = ("left", "right")
+__all__ = ["CATEGORICAL_VOCAB", "CLINICAL_COLUMNS", "DEFAULT_PHASES", "HR_HER2_VALUES",
+           "IMAGE_PREFIX", "KEPT_EXTRA_COLUMNS", "LATERALITY_VALUES", "MASK_COLUMN",
+           "NUMERIC_CLINICAL", "PATIENT_ID_PATTERN", "PATIENT_ID_RULE", "PROBLEM_COLUMNS",
+           "SPELLINGS", "STATUS_VALUES", "CohortTable", "Problem", "decode_status",
+           "image_column", "patient_id_error", "problems_frame", "shown", "validate_cohort"]
 CATEGORICAL_VOCAB: dict[str, tuple[str, ...] | None] = {
-    "race": None,  # free text, mapped by each loader from its dictionary
+    "race": None,  # free text (three canonical labels, see workbench.cohort.coding)
     "er": STATUS_VALUES,
     "pgr": STATUS_VALUES,
     "hr": STATUS_VALUES,
@@ -69,6 +95,9 @@ CATEGORICAL_VOCAB: dict[str, tuple[str, ...] | None] = {
 NUMERIC_CLINICAL = ("age", "mri_ld_mm")
 CLINICAL_COLUMNS: tuple[str, ...] = ("age", "race", "er", "pgr", "hr", "her2", "hr_her2",
                                      "laterality", "mri_ld_mm")
+#: Columns beyond the cohort columns that loaders write and later stages read (module
+#: docstring); every other column is dropped with a warning.
+KEPT_EXTRA_COLUMNS: tuple[str, ...] = ("mask_space", "source_dataset")
 #: What a patient ID may be (it names per-patient output files; see the module docstring).
 PATIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
 PATIENT_ID_RULE = ("1 to 64 characters: ASCII letters, digits, '_', '-' and '.', the first a "
@@ -142,7 +171,8 @@ class CohortTable:
     df
         One row per patient (see module docstring for the columns).
     phases
-        DCE phases present as ``image_<phase>`` columns, in acquisition order.
+        DCE phases present as ``image_<phase>`` columns, in acquisition order; ``()`` for an
+        image-less (clinical-only) cohort.
     problems
         Everything found wrong while loading and checking.
     source
@@ -158,6 +188,11 @@ class CohortTable:
     @property
     def patient_ids(self) -> list[str]:
         return self.df["patient_id"].tolist()
+
+    @property
+    def has_images(self) -> bool:
+        """Whether the cohort has image phases (``False``: a clinical-only table)."""
+        return bool(self.phases)
 
     @property
     def image_columns(self) -> list[str]:
@@ -177,7 +212,10 @@ class CohortTable:
         return self.df[self.df["pcr"].notna()].reset_index(drop=True)
 
     def imaging_ready(self) -> pd.DataFrame:
-        """Patients whose every phase and mask path is present and free of recorded errors."""
+        """Patients whose every phase and mask path is present and free of recorded errors
+        (none in an image-less cohort)."""
+        if not self.has_images:
+            return self.df.iloc[0:0].copy()
         cols = self.image_columns + [MASK_COLUMN]
         present = [c for c in cols if c in self.df.columns]
         if len(present) < len(cols):
@@ -276,8 +314,8 @@ class CohortTable:
         info = {}
         if (folder / "cohort.json").is_file():
             info = json.loads((folder / "cohort.json").read_text(encoding="utf-8"))
-        phases = tuple(info.get("phases") or (c.removeprefix(IMAGE_PREFIX) for c in df.columns
-                                              if str(c).startswith(IMAGE_PREFIX)))
+        phases = tuple(info["phases"] if "phases" in info else (
+            c.removeprefix(IMAGE_PREFIX) for c in df.columns if str(c).startswith(IMAGE_PREFIX)))
         problems = []
         if (folder / "problems.csv").is_file():
             try:
@@ -299,21 +337,36 @@ def validate_cohort(
     source: str | Path = "",
     problems: Iterable[Problem] = (),
     check_files: bool = True,
+    coding: Mapping[str, Mapping[str, str]] | None = None,
 ) -> CohortTable:
     """Validate a raw patient table and build a :class:`CohortTable`.
 
     Checks identifiers (present, following :data:`PATIENT_ID_RULE`, unique even ignoring
-    case), labels (0/1 or missing), clinical vocabularies, and image paths (present and
-    existing on disk when ``check_files``). Bad identifiers and labels exclude the patient
-    (each with an ``error`` :class:`Problem`, the other patients go on); missing images are
-    recorded and keep the patient for clinical-only use. Nothing is dropped without a
-    :class:`Problem` saying so.
+    case), labels (0/1 or missing), clinical values (``coding``, then the accepted spellings
+    of :mod:`workbench.cohort.coding`), and image paths (present and existing on disk when
+    ``check_files``). Bad identifiers and labels exclude the patient (each with an ``error``
+    :class:`Problem`, the other patients go on); a clinical value that cannot be read is an
+    ``error`` that keeps the patient in ``df`` with the value missing (excluded from
+    modelling); missing images are recorded and keep the patient for clinical-only use.
+    Columns that are not cohort columns are dropped with one ``warning``. Nothing is dropped
+    without a :class:`Problem` saying so.
+
+    Parameters
+    ----------
+    phases
+        The DCE phases; ``()`` for an image-less cohort (no image or mask column added, no
+        path checked).
+    coding
+        The run config's ``cohort.coding``: per coded column, raw value -> canonical value
+        (or ``missing``), applied before the accepted spellings.
 
     Raises
     ------
     CohortError
-        When the table lacks a ``patient_id`` column.
+        For a ``coding`` that names an uncoded column or maps to a value that is not
+        canonical (checked first), or a table without a ``patient_id`` column.
     """
+    checked_coding = check_coding(coding)
     source = str(source)
     found: list[Problem] = list(problems)
     if "patient_id" not in df.columns:
@@ -351,21 +404,28 @@ def validate_cohort(
 
     df, label_problems = _validate_labels(df, source)
     found += label_problems
-    found += _validate_clinical(df, source)
+    found += _validate_clinical(df, source, checked_coding)
 
-    for col in [image_column(p) for p in phases] + [MASK_COLUMN]:
+    paths = [image_column(p) for p in phases] + [MASK_COLUMN] if phases else []
+    for col in paths:
         if col not in df.columns:
             df[col] = pd.NA
-    if check_files:
+    if check_files and phases:
         found += _check_paths(df, phases)
 
     for col in CLINICAL_COLUMNS:
         if col not in df.columns:
             df[col] = pd.NA
-    ordered = (["patient_id", "pcr"] + list(CLINICAL_COLUMNS)
-               + [image_column(p) for p in phases] + [MASK_COLUMN])
-    extra = [c for c in df.columns if c not in ordered]
-    df = df[ordered + extra].reset_index(drop=True)
+    ordered = ["patient_id", "pcr"] + list(CLINICAL_COLUMNS) + paths
+    kept = [c for c in df.columns if c not in ordered and (
+        c in KEPT_EXTRA_COLUMNS or c == MASK_COLUMN or str(c).startswith(IMAGE_PREFIX))]
+    unknown = [c for c in df.columns if c not in ordered and c not in kept]
+    if unknown:
+        found.append(Problem(None, "validate", f"columns {[str(c) for c in unknown]} are not "
+                             "cohort columns; ignored (cohort columns: patient_id, pcr, "
+                             f"{', '.join(CLINICAL_COLUMNS)}, image_<phase>, mask, "
+                             f"{', '.join(KEPT_EXTRA_COLUMNS)})", source or None, "warning"))
+    df = df[ordered + kept].reset_index(drop=True)
     for col in NUMERIC_CLINICAL:
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
     for col in CATEGORICAL_VOCAB:
@@ -400,17 +460,21 @@ def _validate_labels(df: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[
     return df, found
 
 
-def _validate_clinical(df: pd.DataFrame, source: str) -> list[Problem]:
+def _validate_clinical(df: pd.DataFrame, source: str,
+                       coding: Mapping[str, Mapping[str, str | None]]) -> list[Problem]:
+    """Read the coded columns in place (:func:`~workbench.cohort.coding.read_clinical`); an
+    unreadable value is an ``error`` (step ``coding``) and becomes missing."""
     found: list[Problem] = []
-    for col, vocab in CATEGORICAL_VOCAB.items():
-        if col not in df.columns or vocab is None:
+    for col in CATEGORICAL_VOCAB:
+        if col not in df.columns:
             continue
-        bad = df[col].notna() & ~df[col].isin(vocab)
-        for pid, value in zip(df.loc[bad, "patient_id"], df.loc[bad, col], strict=True):
-            found.append(Problem(pid, "validate",
-                                 f"{col} value {shown(value)} is not one of {list(vocab)}; "
-                                 "set to missing", source or None, "warning"))
-        df.loc[bad, col] = None
+        values = []
+        for pid, raw in zip(df["patient_id"], df[col], strict=True):
+            value, readable = read_clinical(col, raw, coding.get(col))
+            if not readable:
+                found.append(Problem(pid, "coding", coding_message(col, raw), source or None))
+            values.append(value)
+        df[col] = pd.Series(values, index=df.index, dtype="object")
     for col in NUMERIC_CLINICAL:
         if col not in df.columns:
             continue
@@ -440,29 +504,29 @@ def _check_paths(df: pd.DataFrame, phases: Sequence[str]) -> list[Problem]:
     return found
 
 
-_BINARY_STATUS = {0: "negative", 1: "positive"}
-
-
 def decode_status(sheet: pd.DataFrame, column: str, patients: pd.Series, file: str, *,
-                  label: str | None = None) -> tuple[list, list[Problem]]:
-    """Decode a 0/1 receptor column of a clinical sheet into ``negative`` / ``positive``.
+                  target: str | None = None, label: str | None = None,
+                  coding: Mapping[str, Mapping[str, str]] | None = None,
+                  ) -> tuple[list, list[Problem]]:
+    """Decode a receptor column of a clinical sheet (``1``/``0``, or any accepted spelling)
+    into the canonical ``positive`` / ``negative`` / ``indeterminate`` of cohort column
+    ``target`` (default ``column``), after the ``cohort.coding`` map of that column.
 
-    Empty cells stay missing; any other value becomes missing with a warning naming the
-    patient, the column (``label``, default the column name) and the file.
+    Empty cells stay missing; any other value becomes missing with an ``error`` problem
+    (step ``coding``) naming the cohort column, the sheet column (``label``, default
+    ``column``), the value, the patient and the file.
     """
     if column not in sheet:
         return [None] * len(sheet), []
-    label = label or column
+    target = target or column
+    mapping = check_coding(coding).get(target)
+    where = f" (column '{label or column}')"
     values: list = []
     problems: list[Problem] = []
     for pid, raw in zip(patients, sheet[column], strict=True):
-        number = pd.to_numeric(pd.Series([raw]), errors="coerce").iloc[0]
-        if pd.isna(raw) or raw == "":
-            values.append(None)
-        elif number in _BINARY_STATUS:
-            values.append(_BINARY_STATUS[int(number)])
-        else:
-            values.append(None)
-            problems.append(Problem(pid, "load", f"{label} value {shown(raw)} is not 0, 1 or "
-                                    "empty; set to missing", file, "warning"))
+        value, readable = read_clinical(target, raw, mapping)
+        if not readable:
+            problems.append(Problem(pid, "coding", coding_message(target, raw, where=where),
+                                    file))
+        values.append(value)
     return values, problems

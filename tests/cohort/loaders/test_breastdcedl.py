@@ -37,7 +37,7 @@ def test_combined_release_uses_the_metadata_acquisition_indices(tmp_path: Path) 
     assert any("bounding boxes" in p.message for p in table.problems)
     assert df["source_dataset"].tolist() == ["ispy1", "ispy2", "duke"]
     assert df.loc["ACRIN-6698-102212", ["pcr", "race", "hr_her2"]].tolist() == [
-        1, "black", "HER2+"]
+        1, "African American", "HER2+"]
     assert sorted(table.imaging_ready()["patient_id"]) == ["ACRIN-6698-102212", "ISPY1_1001"]
 
     early = sitk.GetArrayFromImage(read_image(df.loc["ACRIN-6698-102212", "image_early"]))

@@ -52,7 +52,7 @@ def test_images_read_back(release) -> None:
 def test_clinical_columns(release) -> None:
     df = load_mama_mia(release.root).df.set_index("patient_id")
     assert df.loc["DUKE_001", ["pcr", "race", "her2", "hr_her2"]].tolist() == [
-        1, "african american", "positive", "HER2+"]
+        1, "African American", "positive", "HER2+"]
     assert df.loc["ISPY1_1001", ["pgr", "hr_her2"]].tolist() == ["positive", "HR+/HER2-"]
     assert df.loc["ISPY2_100899", "hr_her2"] == "triple negative"
     assert df.loc["ISPY2_100899", "source_dataset"] == "ISPY2"
@@ -92,14 +92,21 @@ def test_duplicate_ids_and_bad_labels_exclude_only_those_patients(tmp_path: Path
     assert table.patient_ids == ["ISPY2_100899"]
 
 
-def test_unreadable_status_is_a_warning(tmp_path: Path) -> None:
+def test_unreadable_status_is_a_coding_error_keeping_the_patient(tmp_path: Path) -> None:
     rows = mama_mia_clinical_rows(["DUKE_001"])
     rows[0]["her2"] = 3
-    table = load_mama_mia(write_mama_mia(tmp_path, phases={"DUKE_001": 3},
-                                         clinical_rows=rows).root)
-    assert any(p.patient_id == "DUKE_001" and "her2 value 3" in p.message
-               and p.severity == "warning" for p in table.problems)
-    assert table.df["her2"].tolist() == [None]
+    rows[0]["pr"] = "pos"  # an accepted spelling
+    release = write_mama_mia(tmp_path, phases={"DUKE_001": 3}, clinical_rows=rows)
+    table = load_mama_mia(release.root)
+    [problem] = [p for p in table.problems if p.step == "coding"]
+    assert problem.patient_id == "DUKE_001" and problem.severity == "error"
+    assert problem.message.startswith("her2 value 3 (column 'her2') is not an accepted")
+    assert problem.file == str(release.clinical)
+    assert table.df["her2"].tolist() == [None] and table.df["pgr"].tolist() == ["positive"]
+    assert table.patients_with_errors() == {"DUKE_001"}
+    # mapped by the run config, it is read
+    mapped = load_mama_mia(release.root, coding={"her2": {"3": "positive"}})
+    assert mapped.df["her2"].tolist() == ["positive"] and not mapped.patients_with_errors()
 
 
 def test_automatic_segmentations(release) -> None:

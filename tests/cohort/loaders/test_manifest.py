@@ -55,7 +55,7 @@ def test_duplicates_bad_labels_and_missing_files_are_reported(tmp_path):
     rows = [_row("GOOD", good), _row("DUP", dup), _row("DUP", dup),
             _row("BADLABEL", good, pcr=2), _row("TEXTLABEL", good, pcr="yes"),
             _row("LOST", lost), _row("NOPHASE", nophase), _row("NOLABEL", good, pcr=None),
-            _row("WEIRD", good, hr_her2="luminal", age="fifty")]
+            _row("WEIRD", good, hr_her2="luminal B", age="fifty")]
     cohort = load_manifest(_manifest(tmp_path, rows))
     by_patient = {}
     for prob in cohort.problems:
@@ -67,10 +67,14 @@ def test_duplicates_bad_labels_and_missing_files_are_reported(tmp_path):
     assert by_patient["LOST"][0].file.endswith("late.nii.gz")
     assert "does not exist" in by_patient["LOST"][0].message
     assert "missing phase 'early'" in by_patient["NOPHASE"][0].message
-    assert {p.severity for p in by_patient["WEIRD"]} == {"warning"}
+    # a value that cannot be read is an error (the patient stays, excluded from modelling and
+    # imaging); an age that is not a number a warning
+    assert {(p.step, p.severity) for p in by_patient["WEIRD"]} == {("coding", "error"),
+                                                                     ("validate", "warning")}
+    assert "WEIRD" in cohort.patients_with_errors()
     # excluded identities are gone, the others are all still there
     assert sorted(cohort.patient_ids) == ["GOOD", "LOST", "NOLABEL", "NOPHASE", "WEIRD"]
-    assert sorted(cohort.imaging_ready()["patient_id"]) == ["GOOD", "NOLABEL", "WEIRD"]
+    assert sorted(cohort.imaging_ready()["patient_id"]) == ["GOOD", "NOLABEL"]
     assert cohort.df.set_index("patient_id").loc["NOLABEL", "pcr"] is pd.NA
     assert len(cohort.labelled()) == 4
     weird = cohort.df.set_index("patient_id").loc["WEIRD"]

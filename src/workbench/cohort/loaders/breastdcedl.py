@@ -16,8 +16,10 @@ below ``root`` is found by its name, whatever its folder.
 
 Metadata CSV (``metadata=``, default: ``BreastDCEDL_metadata.csv`` in ``root``, else the one
 ``*metadata*.csv`` found in ``root`` or one folder below): ``pid``, ``pCR``, ``age``,
-``race_white``/``race_black`` (-> ``race`` ``white``/``black``/``other``), ``ER``, ``PR``,
-``HR``, ``HER2`` (0/1), ``HR_HER2_STATUS`` (``HRposHER2neg``/``HER2pos``/``TripleNeg``),
+``race_white``/``race_black`` (-> ``race`` ``Caucasian``/``African American``/``other``),
+``ER``, ``PR``, ``HR``, ``HER2`` (0/1), ``HR_HER2_STATUS``
+(``HRposHER2neg``/``HER2pos``/``TripleNeg``; coded values are read with the spellings of
+:mod:`workbench.cohort.coding`, anything else is a coding error),
 ``MRI_LD_Baseline`` (I-SPY1 sheet), and the acquisition indices chosen by the curators'
 radiologists, ``pre``, ``post_early``, ``post_late`` (I-SPY2 typically 0, 2 and 5 or 6).
 Column names are matched without regard to case.
@@ -35,14 +37,14 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from workbench.cohort.coding import check_coding
 from workbench.cohort.table import (
     DEFAULT_PHASES,
-    HR_HER2_VALUES,
     MASK_COLUMN,
     CohortTable,
     Problem,
@@ -58,12 +60,11 @@ PHASE_COLUMNS = {"pre": "pre", "early": "post_early", "late": "post_late"}
 _IMAGE = re.compile(r"^(?P<pid>.+?)_(?:spy1_vis1_acq|spy2_vis1_dce_aqc_|duke_aqc_)(?P<k>\d+)"
                     r"\.nii(?:\.gz)?$", re.I)
 _MASK = re.compile(r"^(?P<pid>.+?)_(?:spy1_vis1|spy2_vis1|duke)_mask\.nii(?:\.gz)?$", re.I)
-_HR_HER2 = {"hrposher2neg": HR_HER2_VALUES[0], "her2pos": HR_HER2_VALUES[1],
-            "tripleneg": HR_HER2_VALUES[2]}
 
 
 def load_breastdcedl(root: str | Path, *, phases: Sequence[str] | None = DEFAULT_PHASES,
-                     metadata: str | Path | None = None) -> CohortTable:
+                     metadata: str | Path | None = None,
+                     coding: Mapping[str, Mapping[str, str]] | None = None) -> CohortTable:
     """Load a BreastDCEDL release (any of its I-SPY1, I-SPY2, Duke parts).
 
     Parameters
@@ -74,14 +75,18 @@ def load_breastdcedl(root: str | Path, *, phases: Sequence[str] | None = DEFAULT
         Any of ``"pre"``, ``"early"``, ``"late"``, in acquisition order (``None``: all three).
     metadata
         Metadata CSV; default: see module docstring.
+    coding
+        The run config's ``cohort.coding`` (see :func:`~workbench.cohort.table.validate_cohort`).
 
     Raises
     ------
     CohortError
-        If ``root`` or the metadata CSV is missing, ambiguous, or has no ``pid`` column.
+        If ``coding`` is invalid, or ``root`` or the metadata CSV is missing, ambiguous, or has
+        no ``pid`` column.
     ConfigError
         For an unknown phase.
     """
+    check_coding(coding)
     root = Path(root)
     phases = tuple(phases or DEFAULT_PHASES)
     bad = [p for p in phases if p not in KNOWN_PHASES]
@@ -106,10 +111,10 @@ def load_breastdcedl(root: str | Path, *, phases: Sequence[str] | None = DEFAULT
     df["race"] = [_race(w, b) for w, b in zip(_col(sheet, "race_white"),
                                               _col(sheet, "race_black"), strict=True)]
     for source, target in (("er", "er"), ("pr", "pgr"), ("hr", "hr"), ("her2", "her2")):
-        df[target], found = _status(sheet, source, df["patient_id"], file)
+        df[target], found = decode_status(sheet, source, df["patient_id"], file, target=target,
+                                          label=source.upper(), coding=coding)
         problems += found
-    df["hr_her2"] = [_HR_HER2.get(re.sub(r"[^a-z0-9]", "", (_text(v) or "").lower()))
-                     for v in _col(sheet, "hr_her2_status")]
+    df["hr_her2"] = list(_col(sheet, "hr_her2_status"))  # read by validate_cohort
     df["mri_ld_mm"] = sheet["mri_ld_baseline"] if "mri_ld_baseline" in sheet else pd.NA
     df["source_dataset"] = df["patient_id"].map(_dataset_of)
 
@@ -156,7 +161,7 @@ def load_breastdcedl(root: str | Path, *, phases: Sequence[str] | None = DEFAULT
                                 "(metadata mask_start/sraw/scol...), not masks: their mask "
                                 "column stays empty", file, "warning"))
     table = validate_cohort(df, name="breastdcedl", phases=phases, source=csv,
-                            problems=problems)
+                            problems=problems, coding=coding)
     table.source = str(root)
     return table
 
@@ -207,19 +212,14 @@ def _index(sheet: pd.DataFrame, column: str, row: int) -> int | None:
     return None if pd.isna(value) else int(value)
 
 
-def _status(sheet: pd.DataFrame, column: str, patients: pd.Series,
-            file: str) -> tuple[list, list[Problem]]:
-    return decode_status(sheet, column, patients, file, label=column.upper())
-
-
 def _race(white, black) -> str | None:
     w, b = (pd.to_numeric(pd.Series([v]), errors="coerce").iloc[0] for v in (white, black))
     if pd.isna(w) and pd.isna(b):
         return None
     if w == 1:
-        return "white"
+        return "Caucasian"
     if b == 1:
-        return "black"
+        return "African American"
     return "other"
 
 

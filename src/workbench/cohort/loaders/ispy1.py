@@ -48,9 +48,10 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from workbench.cohort.coding import check_coding
 from workbench.cohort.loaders.ispy1_workbook import (
     CLINICAL_FILENAME,
     PATIENT_PREFIX,
@@ -86,7 +87,8 @@ _STUDY_DATE = re.compile(r"^(?P<m>\d{2})-(?P<d>\d{2})-(?P<y>\d{4})")
 
 def load_ispy1(root: str | Path, *, clinical: str | Path | None = None,
                masks: str | Path | None = None, phases: Sequence[str] | None = DEFAULT_PHASES,
-               images: str = "dicom", read_headers: bool = True) -> CohortTable:
+               images: str = "dicom", read_headers: bool = True,
+               coding: Mapping[str, Mapping[str, str]] | None = None) -> CohortTable:
     """Load an I-SPY1 download: clinical workbook, DCE images and STV masks.
 
     Parameters
@@ -106,14 +108,18 @@ def load_ispy1(root: str | Path, *, clinical: str | Path | None = None,
     read_headers
         Read the DCE headers to map timepoints to phases (see module docstring); ``False``
         takes ``#t=1,2,3`` without looking.
+    coding
+        The run config's ``cohort.coding``, applied to the workbook's codes and labels
+        (:mod:`workbench.cohort.loaders.ispy1_workbook`).
 
     Raises
     ------
     CohortError
-        If ``root`` or the clinical workbook is missing or malformed.
+        If ``coding`` is invalid, or ``root`` or the clinical workbook is missing or malformed.
     ConfigError
         For an unknown phase or ``images`` value.
     """
+    check_coding(coding)
     root = Path(root)
     phases = tuple(phases or DEFAULT_PHASES)
     bad = [p for p in phases if p not in KNOWN_PHASES]
@@ -124,7 +130,7 @@ def load_ispy1(root: str | Path, *, clinical: str | Path | None = None,
     if not root.is_dir():
         raise CohortError("I-SPY1 root folder not found", step="load", path=root)
     xlsx = Path(clinical) if clinical is not None else _find_clinical(root)
-    df, problems = read_ispy1_clinical(xlsx)
+    df, problems = read_ispy1_clinical(xlsx, coding=coding)
 
     mask_dir = Path(masks) if masks is not None else _first_dir(root, MASK_DIRS)
     if mask_dir is None or not mask_dir.is_dir():
@@ -179,7 +185,8 @@ def load_ispy1(root: str | Path, *, clinical: str | Path | None = None,
     # not on the DICOM grid: QC and preprocessing resample them onto the image in physical
     # space (nearest neighbour) and check that the tumour stays inside the image.
     df["mask_space"] = "physical" if images == "dicom" else "grid"
-    table = validate_cohort(df, name="ispy1", phases=phases, source=xlsx, problems=problems)
+    table = validate_cohort(df, name="ispy1", phases=phases, source=xlsx, problems=problems,
+                            coding=coding)
     table.source = str(root)
     return table
 

@@ -6,7 +6,8 @@
 ...), sheet ``outcomes`` (``SUBJECTID``, ``PCR``, ``RCBClass`` ...), and the sheets
 ``Clinical Data Dictionary`` / ``Outcome Data Dictionary`` listing each variable's codes
 (``1=Caucasian``, ``0=Negative``, ``1=Left``...). Codes are decoded with *those* sheets,
-parsed at load time, never with a table copied into this module:
+parsed at load time, never with a table copied into this module, and each label is read with
+the accepted spellings of :mod:`workbench.cohort.coding`:
 
 ================  ==================  ==================================================
 cohort column      sheet column         decoding
@@ -25,8 +26,16 @@ cohort column      sheet column         decoding
 ``mri_ld_mm``     ``MRI LD Baseline``  mm
 ================  ==================  ==================================================
 
-A code absent from the dictionary (``race_id`` 0) becomes missing, with a warning naming the
+The run config's ``cohort.coding`` of a column is applied to the workbook's raw codes first
+(``{race: {'0': Other}}``), then to the decoded labels (by
+:func:`~workbench.cohort.table.validate_cohort`). A code absent from the dictionary, or a label
+that cannot be read, is an ``error`` (step ``coding``) naming the patient, the column and the
+code: the value becomes missing and the patient stays in the table but is excluded from
+modelling. One exception, :data:`UNDEFINED_CODES`: the TCIA workbook uses ``race_id`` 0 (2
+patients) without defining it; it is read as not recorded (missing), with a warning naming each
 patient. A subject listed twice in a sheet is excluded with an error naming the sheet rows.
+
+The workbook alone is an image-less cohort (``phases=()``): no image or mask column.
 
 The images and masks of a TCIA download are found by :mod:`workbench.cohort.loaders.ispy1`,
 which reads the workbook with :func:`read_ispy1_clinical`.
@@ -36,60 +45,73 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from workbench.cohort.table import (
-    DEFAULT_PHASES,
-    HR_HER2_VALUES,
-    LATERALITY_VALUES,
-    STATUS_VALUES,
-    CohortTable,
-    Problem,
-    validate_cohort,
+from workbench.cohort.coding import (
+    Coding,
+    accepted_text,
+    check_coding,
+    coding_key,
+    read_spelling,
 )
+from workbench.cohort.table import CohortTable, Problem, validate_cohort
 from workbench.errors import CohortError
 
 PATIENT_PREFIX = "ISPY1_"
 CLINICAL_FILENAME = "I-SPY_1_All_Patient_Clinical_and_Outcome_Data.xlsx"
 
-# sheet column -> (cohort column, dictionary variable, how labels are read)
+# sheet column -> (cohort column, dictionary variable)
 _CODED = {
-    "race_id": ("race", "race_id", "text"),
-    "ERpos": ("er", "ERpos", "status"),
-    "PgRpos": ("pgr", "PgRpos", "status"),
-    "HR Pos": ("hr", "HR Pos", "status"),
-    "Her2MostPos": ("her2", "Her2MostPos", "status"),
-    "Laterality": ("laterality", "Laterality", "laterality"),
+    "race_id": ("race", "race_id"),
+    "ERpos": ("er", "ERpos"),
+    "PgRpos": ("pgr", "PgRpos"),
+    "HR Pos": ("hr", "HR Pos"),
+    "Her2MostPos": ("her2", "Her2MostPos"),
+    "Laterality": ("laterality", "Laterality"),
 }
 _PLAIN = {"age": "age", "MRI LD Baseline": "mri_ld_mm"}
+#: Codes the TCIA workbook uses without defining them in its dictionary sheets: sheet column
+#: -> code -> why it is read as missing (with a warning per patient, not an error).
+UNDEFINED_CODES: dict[str, dict[str, str]] = {
+    "race_id": {"0": "the TCIA workbook uses it without defining it: read as "
+                     "not recorded"},
+}
 
 
-def load_ispy1_clinical(xlsx: str | Path, *,
-                        phases: Sequence[str] = DEFAULT_PHASES) -> CohortTable:
-    """Load the I-SPY1 clinical workbook alone (no images).
+def load_ispy1_clinical(xlsx: str | Path, *, phases: Sequence[str] = (),
+                        coding: Mapping[str, Mapping[str, str]] | None = None) -> CohortTable:
+    """Load the I-SPY1 clinical workbook alone: an image-less cohort.
 
     Parameters
     ----------
     xlsx
-        ``I-SPY_1_All_Patient_Clinical_and_Outcome_Data.xlsx`` from TCIA.
+        ``I-SPY_1_All_Patient_Clinical_and_Outcome_Data.xlsx`` from TCIA (shipped:
+        :func:`workbench.data.ispy1_clinical_workbook`).
     phases
-        Phase names of the (empty) image columns.
+        ``()`` (default): no image columns. Phase names give empty image columns instead.
+    coding
+        The run config's ``cohort.coding`` (module docstring).
 
     Raises
     ------
     CohortError
-        If the workbook, its data sheets or their ``SUBJECTID`` column are missing.
+        If ``coding`` is invalid, or the workbook, its data sheets or their ``SUBJECTID``
+        column are missing.
     """
-    df, problems = read_ispy1_clinical(xlsx)
-    return validate_cohort(df, name="ispy1", phases=phases, source=xlsx, problems=problems,
-                           check_files=False)
+    df, problems = read_ispy1_clinical(xlsx, coding=coding)
+    return validate_cohort(df, name="ispy1", phases=tuple(phases), source=xlsx,
+                           problems=problems, check_files=False, coding=coding)
 
 
-def read_ispy1_clinical(xlsx: str | Path) -> tuple[pd.DataFrame, list[Problem]]:
-    """The decoded clinical table (cohort columns, not yet validated) and its problems."""
+def read_ispy1_clinical(xlsx: str | Path, *,
+                        coding: Mapping[str, Mapping[str, str]] | None = None,
+                        ) -> tuple[pd.DataFrame, list[Problem]]:
+    """The decoded clinical table (cohort columns, not yet validated) and its problems;
+    ``coding`` is applied to the raw codes before the dictionary (module docstring)."""
+    checked = check_coding(coding)
     xlsx = Path(xlsx)
     if not xlsx.is_file():
         raise CohortError("I-SPY1 clinical workbook not found; download it from the TCIA "
@@ -138,11 +160,11 @@ def read_ispy1_clinical(xlsx: str | Path) -> tuple[pd.DataFrame, list[Problem]]:
     out["pcr"] = merged["PCR"] if "PCR" in merged else pd.NA
     for column, target in _PLAIN.items():
         out[target] = merged[column] if column in merged else pd.NA
-    for column, (target, variable, kind) in _CODED.items():
-        out[target], found = _decode(merged, column, codes.get(_norm(variable)), kind,
-                                     out["patient_id"], file)
+    for column, (target, variable) in _CODED.items():
+        out[target], found = _decode(merged, column, codes.get(_norm(variable)), target,
+                                     out["patient_id"], file, checked)
         problems += found
-    out["hr_her2"], found = _hr_her2(merged, codes, out["patient_id"], file)
+    out["hr_her2"], found = _hr_her2(merged, codes, out["patient_id"], file, checked)
     problems += found
     for column in list(_CODED) + list(_PLAIN) + ["PCR", "HR_HER2_STATUS"]:
         if column not in merged:
@@ -181,40 +203,57 @@ def parse_dictionary(sheet: pd.DataFrame) -> dict[str, dict[str, str]]:
     return {k: v for k, v in result.items() if v}
 
 
-def _decode(df: pd.DataFrame, column: str, codes: dict[str, str] | None, kind: str,
-            patients: pd.Series, file: str) -> tuple[list, list[Problem]]:
+def _decode(df: pd.DataFrame, column: str, codes: dict[str, str] | None, target: str,
+            patients: pd.Series, file: str, coding: Coding) -> tuple[list, list[Problem]]:
+    """Decode sheet ``column`` into cohort column ``target``: the ``cohort.coding`` map of
+    ``target`` on the raw code, else the dictionary label read by its spellings."""
     problems: list[Problem] = []
     if column not in df:
         return [None] * len(df), problems
-    if not codes:
+    mapping = coding.get(target, {})
+    if not codes and not mapping:
         problems.append(Problem(None, "load", f"no codes for '{column}' in the workbook's "
                                 "dictionary sheets; values left missing", file, "warning"))
         return [None] * len(df), problems
     values = []
-    listing = ", ".join(f"{k}={v}" for k, v in codes.items())
+    listing = ", ".join(f"{k}={v}" for k, v in (codes or {}).items())
+    fix = (f"set to missing, patient excluded from modelling: map the code with cohort.coding: "
+           f"{{{target}: {{'<code>': <value>}}}}")
     for pid, raw in zip(patients, df[column], strict=True):
         key = _code_key(raw)
         if key is None:
             values.append(None)
             continue
-        label = codes.get(key)
-        value = None if label is None else _READERS[kind](label)
-        if label is None:
-            problems.append(Problem(pid, "load", f"{column} code {key} is not in the workbook's "
-                                    f"dictionary ({listing}); set to missing", file, "warning"))
-        elif value is None:
-            problems.append(Problem(pid, "load", f"{column} label {label!r} cannot be read as "
-                                    f"a {kind}; set to missing", file, "warning"))
+        if coding_key(raw) in mapping:
+            values.append(mapping[coding_key(raw)])
+            continue
+        label = (codes or {}).get(key)
+        value, readable = (None, False) if label is None else _read_label(target, label)
+        if label is None and key in UNDEFINED_CODES.get(column, {}):
+            problems.append(Problem(pid, "load", f"{target} code {key} (workbook column "
+                                    f"'{column}') is not in the workbook's dictionary; "
+                                    f"{UNDEFINED_CODES[column][key]} (missing); map it with "
+                                    f"cohort.coding: {{{target}: {{'{key}': <value>}}}} to read "
+                                    "it otherwise", file, "warning"))
+        elif label is None:
+            problems.append(Problem(pid, "coding", f"{target} code {key} (workbook column "
+                                    f"'{column}') is not in the workbook's dictionary "
+                                    f"({listing}); {fix.replace('<code>', key)}", file))
+        elif not readable:
+            problems.append(Problem(pid, "coding", f"{target} label {label!r} (workbook column "
+                                    f"'{column}', code {key}) is not an accepted spelling "
+                                    f"(accepted: {accepted_text(target)}); "
+                                    f"{fix.replace('<code>', key)}", file))
         values.append(value)
     return values, problems
 
 
-def _hr_her2(df: pd.DataFrame, codes: dict, patients: pd.Series,
-             file: str) -> tuple[list, list[Problem]]:
+def _hr_her2(df: pd.DataFrame, codes: dict, patients: pd.Series, file: str,
+             coding: Coding) -> tuple[list, list[Problem]]:
     status, p1 = _decode(df, "HR_HER2_STATUS", codes.get(_norm("HR_HER2_STATUS")), "hr_her2",
-                         patients, file)
+                         patients, file, coding)
     category, p2 = _decode(df, "HR_HER2_CATEGORY", codes.get(_norm("HR_HER2_CATEGORY")),
-                           "hr_her2", patients, file)
+                           "hr_her2", patients, file, coding)
     problems = p1 + (p2 if "HR_HER2_STATUS" not in df else [])
     values = []
     for pid, s, c in zip(patients, status, category, strict=True):
@@ -226,29 +265,15 @@ def _hr_her2(df: pd.DataFrame, codes: dict, patients: pd.Series,
     return values, problems
 
 
-def _read_status(label: str) -> str | None:
-    word = label.strip().split()[0].lower() if label.strip() else ""
-    return word if word in STATUS_VALUES else None
+_STATUS_COLUMNS = ("er", "pgr", "hr", "her2")
 
 
-def _read_hr_her2(label: str) -> str | None:
-    text = " ".join(label.lower().replace(",", " ").split())
-    if "triple" in text:
-        return HR_HER2_VALUES[2]
-    if re.search(r"her2 pos", text) and "her2 neg" not in text:
-        return HR_HER2_VALUES[1]
-    if re.search(r"hr pos", text) and "her2 neg" in text:
-        return HR_HER2_VALUES[0]
-    return None
-
-
-def _read_laterality(label: str) -> str | None:
-    word = label.strip().lower()
-    return word if word in LATERALITY_VALUES else None
-
-
-_READERS = {"text": str.strip, "status": _read_status, "hr_her2": _read_hr_her2,
-            "laterality": _read_laterality}
+def _read_label(target: str, label: str) -> tuple[str | None, bool]:
+    """A dictionary label as a canonical value of ``target``; receptor labels by their first
+    word (``Negative for both ER and PR`` -> ``negative``)."""
+    if target in _STATUS_COLUMNS and label.split():
+        label = label.split()[0]
+    return read_spelling(target, label)  # a label such as "Unknown" reads as missing
 
 
 def _norm(name: str) -> str:

@@ -19,9 +19,11 @@ I-SPY2/Duke cases with 4 to 8, the washout end of the curve). A case with fewer 
 files leaves ``late`` empty.
 
 Clinical columns (sheet ``dataset_info``): ``patient_id``, ``pcr`` (0/1/blank), ``age``,
-``ethnicity`` -> ``race`` (as written), ``er``, ``pr`` -> ``pgr``, ``hr``, ``her2``
-(0/1 -> negative/positive), ``hr_her2`` from ``hr``/``her2`` (``her2`` 1 -> ``HER2+``; 0 with
-``hr`` 1 -> ``HR+/HER2-``; both 0 -> ``triple negative``), else from ``tumor_subtype``
+``ethnicity`` -> ``race`` (as written, or its canonical label: ``caucasian`` -> ``Caucasian``),
+``er``, ``pr`` -> ``pgr``, ``hr``, ``her2`` (0/1 -> negative/positive, or any spelling of
+:mod:`workbench.cohort.coding`; anything else is a coding error), ``hr_her2`` from
+``hr``/``her2`` (``her2`` 1 -> ``HER2+``; 0 with ``hr`` 1 -> ``HR+/HER2-``; both 0 ->
+``triple negative``), else from ``tumor_subtype``
 (``triple_negative``, ``her2_*``); ``dataset`` is kept as ``source_dataset``.
 """
 
@@ -29,11 +31,12 @@ from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from workbench.cohort.coding import check_coding
 from workbench.cohort.table import (
     DEFAULT_PHASES,
     HR_HER2_VALUES,
@@ -54,7 +57,8 @@ SEGMENTATIONS = ("expert", "automatic")
 
 def load_mama_mia(root: str | Path, *, phases: Sequence[str] | None = DEFAULT_PHASES,
                   clinical: str | Path | None = None,
-                  segmentation: str = "expert") -> CohortTable:
+                  segmentation: str = "expert",
+                  coding: Mapping[str, Mapping[str, str]] | None = None) -> CohortTable:
     """Load a MAMA-MIA download.
 
     Parameters
@@ -67,14 +71,18 @@ def load_mama_mia(root: str | Path, *, phases: Sequence[str] | None = DEFAULT_PH
         Clinical workbook; default ``<root>/clinical_and_imaging_info.xlsx``.
     segmentation
         ``"expert"`` (default) or ``"automatic"`` masks.
+    coding
+        The run config's ``cohort.coding`` (see :func:`~workbench.cohort.table.validate_cohort`).
 
     Raises
     ------
     CohortError
-        If ``root`` or the clinical workbook is missing or has no ``patient_id`` column.
+        If ``coding`` is invalid, or ``root`` or the clinical workbook is missing or has no
+        ``patient_id`` column.
     ConfigError
         For an unknown phase or segmentation.
     """
+    check_coding(coding)
     root = Path(root)
     phases = tuple(phases or DEFAULT_PHASES)
     bad = [p for p in phases if p not in KNOWN_PHASES]
@@ -95,7 +103,8 @@ def load_mama_mia(root: str | Path, *, phases: Sequence[str] | None = DEFAULT_PH
     df["age"] = sheet["age"] if "age" in sheet else pd.NA
     df["race"] = sheet["ethnicity"].map(_text) if "ethnicity" in sheet else None
     for source, target in (("er", "er"), ("pr", "pgr"), ("hr", "hr"), ("her2", "her2")):
-        df[target], found = _status(sheet, source, df["patient_id"], file)
+        df[target], found = decode_status(sheet, source, df["patient_id"], file,
+                                          target=target, coding=coding)
         problems += found
     subtypes = sheet["tumor_subtype"] if "tumor_subtype" in sheet else [None] * len(df)
     df["hr_her2"] = [_hr_her2(hr, her2, subtype) for hr, her2, subtype in zip(
@@ -141,7 +150,8 @@ def load_mama_mia(root: str | Path, *, phases: Sequence[str] | None = DEFAULT_PH
         columns[MASK_COLUMN].append(None if mask is None else str(mask))
     for column, values in columns.items():
         df[column] = values
-    table = validate_cohort(df, name="mama_mia", phases=phases, source=xlsx, problems=problems)
+    table = validate_cohort(df, name="mama_mia", phases=phases, source=xlsx, problems=problems,
+                            coding=coding)
     table.source = str(root)
     return table
 
@@ -196,11 +206,6 @@ def _choose_phases(files: dict[int, str]) -> dict[str, str]:
     if last is not None and last >= 2:
         chosen["late"] = files[last]
     return chosen
-
-
-def _status(sheet: pd.DataFrame, column: str, patients: pd.Series,
-            file: str) -> tuple[list, list[Problem]]:
-    return decode_status(sheet, column, patients, file)
 
 
 def _hr_her2(hr: str | None, her2: str | None, subtype) -> str | None:
