@@ -39,8 +39,18 @@ $(STAMP): requirements.lock pyproject.toml
 
 venv: $(STAMP)
 
+# The external site of the demo: the same pCR law, another case mix, prevalence and scanner
+# (clinical table only: it validates the clinical model; README "External validation").
+EXTERNAL ?= data/raw/synthetic-external
+DEMO_MODEL := data/runs/demo/models/honest/clinical__lr.skops
+DEPLOYED := data/runs/demo/deploy/honest/clinical__lr.skops
+
 demo: $(STAMP)
 	$(BIN)/workbench run --config configs/demo.yaml
+	$(BIN)/workbench refit --model $(DEMO_MODEL)
+	$(BIN)/workbench synth --site external --no-images --n 1000 --seed 1 --out $(EXTERNAL)
+	$(BIN)/workbench validate --model $(DEPLOYED) --cohort $(EXTERNAL)/manifest.csv \
+	  --run data/runs/demo --name external-site
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)

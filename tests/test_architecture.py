@@ -43,6 +43,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("features", "selection"),
     ("evaluation",),
     ("models",),
+    ("external",),                        # carrying a saved model to another cohort
     ("plots",),
     ("report", "app"),
     ("config",),                          # only the pipeline and the CLI unpack the config
@@ -69,7 +70,8 @@ LAZY_BY_DESIGN: frozenset[str] = frozenset({"workbench.cli"})
 #: The report stage imports the report (HoloViews, Bokeh, Panel: seconds) only when it
 #: rebuilds it, so a warm run with a current report does not pay for them.
 FUNCTION_LEVEL_ALLOWED: frozenset[tuple[str, str]] = frozenset({
-    ("workbench.pipeline.stages", "workbench.report")})
+    ("workbench.pipeline.stages", "workbench.report"),
+    ("workbench.pipeline.external", "workbench.report.validation")})
 #: Third-party libraries that may be imported inside functions: slow to import and needed
 #: by one optional path only (a network, a classifier, SHAP, saved models, the dashboard and
 #: its figures, a browser, a cluster, PyRadiomics, DICOM / NIfTI-fallback readers). The core

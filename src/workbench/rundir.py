@@ -152,6 +152,9 @@ RUN_FILES: dict[str, RunFile] = {
     "split": RunFile("models/split.csv", "models", "the train/test assignment"),
     "model": RunFile("models/{protocol}/{feature_set}__{classifier}.skops", "models",
                      "a final fitted model (skops)", optional=True),
+    "deployed_model": RunFile("deploy/{protocol}/{feature_set}__{classifier}.skops",
+                              "refit (workbench refit)", "a model refitted on the whole "
+                              "development cohort, for use elsewhere", optional=True),
     "models_key": RunFile("models/stage_key.json", "models", "modelling cache key",
                           optional=True),
     "audit": RunFile("audit/null_audit.parquet", "audit", "null audit, one row per run",

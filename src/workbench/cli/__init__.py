@@ -73,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", required=True, help="output folder (manifest.csv + NIfTI files)")
     p.add_argument("--jobs", type=_WORKERS, default=2, help="parallel workers (default 2)")
+    p.add_argument("--site", default="development", choices=("development", "external"),
+                   help="development (default: the I-SPY1-like cohort, IDs SYN0001...) or "
+                        "external: the same pCR law at another site (other scanner, noise, "
+                        "case mix and pCR prevalence; IDs EXT0001...)")
+    p.add_argument("--no-images", dest="images", action="store_false",
+                   help="clinical table and labels only (no images; 1,000 patients in a "
+                        "second): enough to validate a clinical model")
     p.set_defaults(handler="synth")
 
     p = sub.add_parser("cohort", help="cohort tools")
@@ -90,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("preprocess", help="N4 -> 1 mm isotropic -> per-patient z-score (cached)")
     _add_cohort_args(p)
-    p.add_argument("--config", default="configs/demo.yaml", help="run config (preprocessing)")
+    p.add_argument("--config", default=None, help="run config (preprocessing; default "
+                                                  "configs/demo.yaml, see 'run')")
     p.add_argument("--out", required=True, help="cache/output folder (preprocessed.parquet, "
                                                 "preprocess_problems.csv)")
     p.add_argument("--jobs", type=_WORKERS, default=None)
@@ -105,7 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
         e = esub.add_parser(stage, help=text)
         e.add_argument("--cohort", required=True, help="manifest CSV or dataset root")
         e.add_argument("--format", default="auto", choices=COHORT_FORMATS)
-        e.add_argument("--config", default="configs/demo.yaml", help="run config")
+        e.add_argument("--config", default=None, help="run config (default "
+                                                      "configs/demo.yaml, see 'run')")
         e.add_argument("--out", required=True,
                        help="run directory: writes features/<stage>.parquet and its errors, "
                             "and the cohort (cohort/) that `workbench model` reads")
@@ -118,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("model", help="selection + ten classifiers under each protocol")
     p.add_argument("--run", required=True, help="run directory with features/*.parquet")
-    p.add_argument("--config", default="configs/demo.yaml")
+    p.add_argument("--config", default=None,
+                   help="run config (default configs/demo.yaml, see 'run')")
     p.add_argument("--jobs", type=_WORKERS, default=None)
     p.add_argument("--headline-classifier", default="lr", choices=names.CLASSIFIER_NAMES,
                    metavar="CLASSIFIER",
@@ -130,7 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("audit", help="null audit: honest vs paper protocol on permuted labels")
     p.add_argument("--run", required=True, help="run directory with features/*.parquet")
-    p.add_argument("--config", default="configs/demo.yaml")
+    p.add_argument("--config", default=None,
+                   help="run config (default configs/demo.yaml, see 'run')")
     p.add_argument("--permutations", type=int, default=None, help="default: config audit")
     p.add_argument("--feature-set", default=None, help="default: the config's audit section")
     p.add_argument("--classifier", default=None, help="default: the config's audit section")
@@ -139,13 +150,57 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rerun even when inputs, settings and code are unchanged")
     p.set_defaults(handler="audit")
 
-    p = sub.add_parser("predict", help="apply a saved model (.skops) to a cohort")
-    p.add_argument("--model", required=True, help="a models/<protocol>/<set>__<clf>.skops file")
-    p.add_argument("--cohort", required=True, help="manifest CSV or dataset root")
-    p.add_argument("--format", default="auto", choices=COHORT_FORMATS)
-    p.add_argument("--out", required=True, help="CSV of probabilities")
-    p.add_argument("--jobs", type=_WORKERS, default=None)
+    def external_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--model", required=True,
+                       help="a models/<protocol>/<set>__<clf>.skops file (or a refitted "
+                            "deploy/... one)")
+        p.add_argument("--cohort", required=True, help="manifest CSV (images optional for a "
+                                                       "clinical model) or dataset root")
+        p.add_argument("--format", default="auto", choices=COHORT_FORMATS)
+        p.add_argument("--coding", metavar="YAML",
+                       help="value mapping of the cohort's clinical columns, as a run "
+                            "config's cohort.coding: {laterality: {'1': left, '2': right}}")
+        p.add_argument("--allow-missing", action="store_true",
+                       help="predict even when a model input is absent or unreadable: it is "
+                            "imputed with the training value (the coverage table says for "
+                            "whom); without it, such a cohort is refused")
+        p.add_argument("--cache", help="image and feature cache (default "
+                                       "$XDG_CACHE_HOME/pcr-workbench, ~/.cache/pcr-workbench)")
+        p.add_argument("--jobs", type=_WORKERS, default=None)
+
+    p = sub.add_parser("predict", help="apply a saved model (.skops) to a cohort, after "
+                                       "checking that the cohort provides its inputs")
+    external_args(p)
+    p.add_argument("--out", required=True, help="CSV of probabilities (its coverage table "
+                                                "is written beside it: <out>.coverage.csv)")
     p.set_defaults(handler="predict")
+
+    p = sub.add_parser(
+        "validate", help="external validation of a saved model on a cohort: discrimination, "
+                         "calibration, recalibration, decision curve, transportability",
+        description="Score a saved model on another cohort and write a validation folder "
+                    "(metrics.csv, reliability.csv, decision_curve.csv, case_mix.csv, "
+                    "coverage.csv, summary.json, report.html). Inside a run by default: "
+                    "<run>/validation/<name>/, shown in the dashboard's Validation tab.")
+    external_args(p)
+    p.add_argument("--out", help="validation folder (default <run of the model>/validation/"
+                                 "<name>)")
+    p.add_argument("--name", help="validation name (default: the cohort's name)")
+    p.add_argument("--run", help="development run of the model, for the case mix and the "
+                                 "membership model (default: the run the model file is in)")
+    p.add_argument("--n-boot", type=_at_least_one("--n-boot"), default=2000,
+                   help="bootstrap replicates of the CIs (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of bootstraps and CV (default 0)")
+    p.set_defaults(handler="validate")
+
+    p = sub.add_parser("refit", help="refit a run's model on the whole development cohort "
+                                     "(for deployment; honest estimates stay those of the run)")
+    p.add_argument("--model", required=True, help="a models/<protocol>/<set>__<clf>.skops "
+                                                  "file of a run")
+    p.add_argument("--run", help="its run directory (default: the run the file is in)")
+    p.add_argument("--out", help="model file to write (default <run>/deploy/<protocol>/"
+                                 "<set>__<clf>.skops)")
+    p.set_defaults(handler="refit")
 
     p = sub.add_parser("report", help="standalone HTML report of a run directory")
     p.add_argument("run", help="run directory")
@@ -229,8 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
                        ("demo", "alias of 'run' (make demo: the embedded synthetic cohort)")):
         p = sub.add_parser(name, help=text, description=text + ". Run directory layout: see "
                            "workbench.rundir (README: 'The run directory').")
-        p.add_argument("--config", default="configs/demo.yaml",
-                       help="run config YAML (default configs/demo.yaml)")
+        p.add_argument("--config", default=None,
+                       help="run config YAML (default configs/demo.yaml in the current "
+                            "folder, else in the source checkout the package runs from)")
         p.add_argument("--out", help="run directory (default data/runs/<config name>)")
         p.add_argument("--cache", help="content-addressed caches (default data/interim)")
         p.add_argument("--jobs", type=_WORKERS, default=None)

@@ -16,10 +16,11 @@ from workbench.cohort import load_cohort
 from workbench.cohort.check import check_cohort, format_report
 from workbench.cohort.synthetic import generate_cohort
 from workbench.cohort.table import CohortTable, problems_frame
-from workbench.config import load_config
+from workbench.config import load_config, parse_config
 from workbench.data import dataset_path, describe, ibsi1_dir
 from workbench.errors import ConfigError
 from workbench.evaluation.summary import headline
+from workbench.external import CoverageError, coverage_lines
 from workbench.features.ibsi import format_report as ibsi_text
 from workbench.features.ibsi import run_ibsi
 from workbench.models.model_file import audit_model_file
@@ -32,7 +33,13 @@ from workbench.pipeline import (
     run_pipeline,
     table1_stage,
 )
-from workbench.pipeline.settings import default_cache, radiomics_params_path
+from workbench.pipeline.predict import coverage_path
+from workbench.pipeline.settings import (
+    default_cache,
+    default_config_path,
+    needs_images,
+    radiomics_params_path,
+)
 from workbench.pipeline.stages import cohort_line, count_line
 from workbench.pipeline.validate import require_run_inputs
 from workbench.provenance import cohort_inputs, write_manifest
@@ -40,6 +47,15 @@ from workbench.rundata import RunData
 from workbench.rundir import FEATURE_FAMILIES, RunDir
 
 EXIT_OK, EXIT_PROBLEMS = 0, 1  # see workbench.cli.EXIT_CODES
+
+
+def _config(args: argparse.Namespace):
+    """The run config of ``--config`` (default: see
+    :func:`~workbench.pipeline.settings.default_config_path`, printed when used)."""
+    if getattr(args, "config", None) is None:
+        args.config = str(default_config_path())
+        print(f"config: {args.config} (no --config given)")
+    return load_config(args.config)
 
 
 def _out_dir(value: str | Path, flag: str = "--out") -> Path:
@@ -85,11 +101,11 @@ def _provenance(out: str | Path, *, config=None, cohort=None, inputs=None, extra
 def cmd_synth(args: argparse.Namespace) -> int:
     _out_dir(args.out)
     manifest = generate_cohort(args.out, n=args.n, seed=args.seed, jobs=args.jobs,
-                               progress=not args.quiet)
+                               progress=not args.quiet, site=args.site, images=args.images)
 
     summary = json.loads((Path(args.out) / "synth_summary.json").read_text())
-    _provenance(args.out, config={"n": args.n, "seed": args.seed,
-                                  "settings": summary.get("settings")},
+    _provenance(args.out, config={"n": args.n, "seed": args.seed, "site": args.site,
+                                  "images": args.images, "settings": summary.get("settings")},
                 extra={"seed": args.seed, "outputs": {"manifest": str(manifest)}})
     print(f"Synthetic cohort: {summary['n']} patients, seed {summary['seed']}, "
           f"pCR rate {summary['pcr_rate']:.1%}")
@@ -120,7 +136,7 @@ def cmd_cohort_check(args: argparse.Namespace) -> int:
 
 def cmd_preprocess(args: argparse.Namespace) -> int:
     out = _out_dir(args.out)
-    cfg = load_config(args.config)
+    cfg = _config(args)
     cohort = _load_cohort(args)
     result = preprocess_stage(cohort, cfg, out, jobs=args.jobs or cfg.jobs,
                               progress=not args.quiet)
@@ -153,7 +169,7 @@ def cmd_table1(args: argparse.Namespace) -> int:
 
 def cmd_extract(args: argparse.Namespace) -> int:
     out = _out_dir(args.out)
-    cfg = load_config(args.config)
+    cfg = _config(args)
     require_run_inputs(cfg, (args.stage,))  # before any preprocessing
     cohort = _load_cohort(args)
     jobs = args.jobs or cfg.jobs
@@ -197,7 +213,7 @@ def _save_cohort(cohort: CohortTable, run: RunDir, stage: str) -> None:
 
 
 def cmd_model(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
+    cfg = _config(args)
     if args.headline_classifier not in cfg.classifiers:
         raise ConfigError(f"--headline-classifier {args.headline_classifier!r} is not one of "
                           f"the classifiers of {args.config}: {list(cfg.classifiers)}",
@@ -217,7 +233,7 @@ def cmd_model(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
+    cfg = _config(args)
     audit = audit_stage(cfg, Path(args.run), permutations=args.permutations,
                         feature_set=args.feature_set, classifier=args.classifier,
                         jobs=args.jobs or cfg.jobs, progress=not args.quiet, force=args.force)
@@ -234,17 +250,99 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _coding(path: str | None) -> dict:
+    """A ``--coding`` YAML file, validated as a run config's ``cohort.coding``."""
+    if not path:
+        return {}
+    import yaml
+
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError("coding file not found", step="config", path=file)
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"invalid YAML: {exc}", step="config", path=file) from None
+    cfg = parse_config({"cohort": {"format": "manifest", "path": ".", "coding": data}},
+                       source=str(file))
+    return {col: dict(mapping) for col, mapping in cfg.cohort.coding.items()}
+
+
+def _external_cohort(args: argparse.Namespace) -> CohortTable:
+    """The cohort of ``predict`` / ``validate``, with its value mapping; its coding problems
+    are printed (they stop the command unless --allow-missing, see the coverage)."""
+    cohort = load_cohort(args.cohort, fmt=args.format, coding=_coding(args.coding))
+    print(cohort_line(cohort))
+    return cohort
+
+
+def _print_coverage(lines: list[str]) -> None:
+    for line in lines:
+        print(line)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     audit_model_file(args.model)  # refuse an untrusted file before any other work
     out = _out_file(args.out)
-    cohort = _load_cohort(args)
-    result = predict_stage(Path(args.model), cohort, out,
-                           jobs=args.jobs or 1, progress=not args.quiet)
-    print(f"Predicted {len(result)} patients with {args.model} → {args.out}")
+    cohort = _external_cohort(args)
+    try:
+        result = predict_stage(Path(args.model), cohort, out,
+                               cache_dir=Path(args.cache) if args.cache else None,
+                               jobs=args.jobs or 1, progress=not args.quiet,
+                               allow_missing=args.allow_missing)
+    except CoverageError as exc:
+        if getattr(exc, "coverage", None) is not None:
+            _print_coverage(coverage_lines(exc.coverage, len(cohort.df)))
+            print(f"coverage table: {coverage_path(out)}")
+        raise
+    _print_coverage(result.attrs["coverage_lines"])
+    print(f"Predicted {len(result)} patients with {args.model} → {args.out} (coverage: "
+          f"{coverage_path(out)})")
+    if "fitted_on" in result:
+        print(f"model fitted on the {result['fitted_on'].iloc[0]}")
     if "warning" in result:
         print(f"WARNING: {result['warning'].iloc[0]}")
     for p in result.attrs.get("problems", []):
         print(f"  - {p}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from workbench.pipeline.external import validate_stage, validation_lines
+
+    audit_model_file(args.model)
+    out = _out_dir(args.out) if args.out else None
+    cohort = _external_cohort(args)
+    try:
+        summary = validate_stage(Path(args.model), cohort, out,
+                                 run=Path(args.run) if args.run else None, name=args.name,
+                                 cache_dir=Path(args.cache) if args.cache else None,
+                                 jobs=args.jobs or 1, progress=not args.quiet,
+                                 allow_missing=args.allow_missing, n_boot=args.n_boot,
+                                 seed=args.seed)
+    except CoverageError as exc:
+        if getattr(exc, "coverage", None) is not None:
+            _print_coverage(coverage_lines(exc.coverage, len(cohort.df)))
+        raise
+    folder = Path(summary["folder"])
+    _print_coverage(coverage_lines(pd.read_csv(folder / "coverage.csv"),
+                                   summary["cohort"]["n_scored"]))
+    print("\n".join(validation_lines(summary)))
+    print(f"Validation ({summary['seconds']:.1f} s): {folder}")
+    if (folder / "report.html").is_file():
+        print(f"  report: {folder / 'report.html'}")
+    return 0
+
+
+def cmd_refit(args: argparse.Namespace) -> int:
+    from workbench.pipeline.external import refit_stage
+
+    audit_model_file(args.model)
+    path = refit_stage(Path(args.model), run=Path(args.run) if args.run else None,
+                       out=_out_file(args.out, "--out") if args.out else None)
+    print(f"Refitted on the whole development cohort: {path}")
+    print("  its honest estimates are those of the run (CV + test split): this fit has no "
+          "held-out patients")
     return 0
 
 
@@ -280,9 +378,11 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 def cmd_config_check(args: argparse.Namespace) -> int:
     cfg = load_config(args.file)
     require_run_inputs(cfg)  # what the config points to: cohort, radiomics params, weights
+    images = (f"radiomics parameters {radiomics_params_path(cfg)} valid" if needs_images(cfg)
+              else "clinical only: no image stage")
     print(f"{args.file}: valid (name '{cfg.name}', cohort {cfg.cohort.format}, "
           f"{len(cfg.feature_sets)} feature sets, {len(cfg.classifiers)} classifiers; "
-          f"radiomics parameters {radiomics_params_path(cfg)} valid)")
+          f"{images})")
     return 0
 
 
@@ -317,7 +417,7 @@ def cmd_learning_curve(args: argparse.Namespace) -> int:
     # HoloViews and Bokeh (the plot): only for this command
     from workbench.pipeline.learning_curve import default_out, learning_curve, learning_curve_lines
 
-    cfg = load_config(args.config)
+    cfg = _config(args)
     table = learning_curve(cfg, args.sizes, out=_out_dir(args.out) if args.out else default_out(cfg),
                            repeats=args.repeats, jobs=args.jobs, progress=not args.quiet,
                            cache_dir=Path(args.cache) if args.cache else None,
@@ -332,7 +432,7 @@ def cmd_learning_curve(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
+    cfg = _config(args)
     result = run_pipeline(cfg, out=_out_dir(args.out) if args.out else None,
                           cache_dir=Path(args.cache) if args.cache else None,
                           jobs=args.jobs, scheduler=args.scheduler, progress=not args.quiet)

@@ -350,5 +350,5 @@ def coverage_rows(coverage: pd.DataFrame) -> pd.DataFrame:
         "Imputed with": ["" if not np.isfinite(_num(v)) else f"{_num(v):.4g}"
                          for v in t["imputed_with"]],
         "Flag": [flag(r) for _, r in t.iterrows()],
-        "Note": t["note"].fillna("").astype(str).to_numpy(),
+        "Note": t["note"].astype(object).fillna("").astype(str).to_numpy(),
     })

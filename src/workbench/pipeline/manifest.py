@@ -35,6 +35,8 @@ def manifest_stage(cfg: RunConfig, run: RunDir | Path, *, ibsi: dict | None = No
     run = RunDir(run)
     cohort = CohortTable.load(run.path("cohort").parent)
     inputs = cohort_inputs(cohort.df, cohort.image_columns + ["mask"])
+    if cohort.source and Path(cohort.source).is_file():  # the table itself (a clinical run's
+        inputs["cohort_source"] = cohort.source          # only input), hashed with the rest
     if cfg.source:  # absolute: a notebook loads its config relative to notebooks/
         cfg = cfg.model_copy(update={"source": str(Path(cfg.source).resolve())})
         inputs["config"] = cfg.source

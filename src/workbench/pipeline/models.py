@@ -31,6 +31,7 @@ from workbench.errors import WorkbenchError
 from workbench.evaluation.curves import model_curves
 from workbench.evaluation.explain import explain
 from workbench.evaluation.summary import evaluate
+from workbench.external.deploy import model_metadata
 from workbench.models.audit import null_audit, summarise
 from workbench.models.feature_sets import FEATURE_SETS, available_blocks, clinical_matrix
 from workbench.models.fusion import save_model
@@ -41,6 +42,7 @@ from workbench.pipeline import cache
 from workbench.pipeline.settings import (
     classifiers_for,
     modelling_settings,
+    needs_images,
     protocol_settings,
     selector_factory,
     strategy_factory,
@@ -69,16 +71,27 @@ def load_features(run_dir: Path | RunDir, names=FEATURE_FAMILIES) -> pd.DataFram
     return out
 
 
-def load_modelling_inputs(run_dir: Path | RunDir, cohort: pd.DataFrame | None = None
+def load_modelling_inputs(run_dir: Path | RunDir, cohort: pd.DataFrame | None = None, *,
+                          image_free: bool = False
                           ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
     """Features, clinical design matrix and labels of the labelled patients of a run.
 
     ``cohort`` defaults to the run's ``cohort/cohort.parquet``; only patients with a pCR label
-    and a feature row are kept, in the feature table's order.
+    and a feature row are kept, in the feature table's order. ``image_free`` (a run whose
+    feature sets need no image features): every labelled patient without a recorded error
+    (e.g. a clinical value that could not be read), with an empty feature table.
     """
-    features = load_features(run_dir)
+    run = RunDir(run_dir)
     if cohort is None:
-        cohort = RunDir(run_dir).read("cohort")
+        cohort = run.read("cohort")
+    if image_free:
+        saved = CohortTable.load(run.path("cohort").parent) if run.exists("cohort") else None
+        bad = saved.patients_with_errors() if saved is not None else set()
+        ids = cohort["patient_id"].astype(str)
+        ids = ids[cohort["pcr"].notna().to_numpy() & ~ids.isin(bad).to_numpy()]
+        features = pd.DataFrame(index=pd.Index(ids.tolist(), name="patient_id"))
+    else:
+        features = load_features(run_dir)
     labelled = cohort[cohort["pcr"].notna()
                       & cohort["patient_id"].astype(str).isin(features.index)]
     y = pd.Series(labelled["pcr"].astype(int).to_numpy(),
@@ -115,6 +128,9 @@ def modelling_exclusions(run_dir: Path | RunDir, cohort: pd.DataFrame | None,
             continue
         if pd.isna(label):
             rows.append((pid, "unlabelled", "no pCR label: prediction only"))
+            continue
+        if not tables:  # a clinical-only run: only a recorded error excludes a patient
+            rows.append((pid, "excluded upstream", first.get(pid, "no feature table")))
             continue
         missing = [name for name, ids in tables.items() if pid not in ids]
         where = ", ".join(f"features/{name}.parquet" for name in missing) or "the feature tables"
@@ -272,9 +288,12 @@ def run_models(cfg: RunConfig, features: pd.DataFrame, clinical: pd.DataFrame, y
     if save_models:
         for protocol, r in results.items():
             for (fs, clf_name), model in {**r.final_models, **r.strategy_models}.items():
+                train = r.split.index[r.split == "train"].tolist()
                 model.metadata = {"config": cfg.model_dump(mode="json"), "seed": cfg.seed,
-                                  "train_patients": r.split.index[r.split == "train"].tolist(),
-                                  "warning": r.warning}
+                                  "train_patients": train,
+                                  "fitted_on": f"training split of the development run "
+                                               f"({len(train)} patients)",
+                                  "warning": r.warning, **model_metadata()}
                 save_model(model, run.path("model", protocol=protocol, feature_set=fs,
                                            classifier=clf_name))
     return ModelStageResult(out_dir=run.path("metrics").parent, results=results,
@@ -292,7 +311,7 @@ def model_stage(cfg: RunConfig, run_dir: Path | RunDir, cohort: pd.DataFrame | N
     ``cohort`` defaults to the run's saved cohort table.
     """
     run = RunDir(run_dir)
-    features, clinical, y = load_modelling_inputs(run, cohort)
+    features, clinical, y = load_modelling_inputs(run, cohort, image_free=not needs_images(cfg))
     excluded = modelling_exclusions(run, cohort, features, y)
     run.write("model_excluded", excluded)
     tuned = label_tuned_blocks(cfg, run, features)
@@ -326,7 +345,7 @@ def audit_stage(cfg: RunConfig, run_dir: Path | RunDir, *, permutations: int | N
     A feature set with fine-tuned deep features is refused (logged, and the error names the
     reason; :func:`~workbench.models.tuned.refuse_tuned_audit`)."""
     run = RunDir(run_dir)
-    features, clinical, y = load_modelling_inputs(run)
+    features, clinical, y = load_modelling_inputs(run, image_free=not needs_images(cfg))
     feature_set = feature_set or cfg.audit.feature_set
     classifier = classifier or cfg.audit.classifier
     permutations = cfg.audit.permutations if permutations is None else permutations

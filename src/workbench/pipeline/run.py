@@ -20,7 +20,7 @@ import pandas as pd
 
 from workbench.cohort.table import CohortTable, Problem, problems_frame
 from workbench.config import RunConfig
-from workbench.errors import WorkbenchError
+from workbench.errors import ConfigError, WorkbenchError
 from workbench.evaluation.summary import calibration_warnings, headline
 from workbench.features.extract import FeatureResult
 from workbench.hashing import remembered_digests
@@ -29,7 +29,12 @@ from workbench.pipeline.diagnostics import known_truth_lines, known_truth_stage
 from workbench.pipeline.manifest import manifest_stage
 from workbench.pipeline.models import ModelStageResult, audit_stage, model_stage
 from workbench.pipeline.preprocess import PreprocessResult
-from workbench.pipeline.settings import default_cache, default_run_dir
+from workbench.pipeline.settings import (
+    default_cache,
+    default_run_dir,
+    modelled_sets,
+    needs_images,
+)
 from workbench.pipeline.stages import (
     cohort_line,
     cohort_stage,
@@ -129,20 +134,33 @@ def _run_stages(cfg: RunConfig, run: RunDir, cache: Path, *, jobs: int, schedule
     timings: dict[str, float] = {}
     with _timed(timings, "cohort"):
         cohort = cohort_stage(cfg, jobs=jobs, progress=progress)
-    with _timed(timings, "qc"):
-        qc_stage(cohort, run, jobs=jobs, progress=progress, max_voxels=cfg.limits.max_voxels,
-                 store=cache / "qc")
-    with _timed(timings, "preprocess"):
-        pre = preprocess_stage(cohort, cfg, cache / "preprocessed", jobs=jobs,
-                               progress=progress)
-        cohort.add_problems(pre.problems)
-        run.write("preprocessed", pre.table)
-    with _timed(timings, "features"):
-        labels = pd.Series(cohort.df["pcr"].to_numpy(), index=cohort.df["patient_id"])
-        feats = feature_stages(pre.table, cfg, cache, run, jobs=jobs, scheduler=scheduler,
-                               labels=labels, progress=progress, cohort=cohort)
-        for name, res in feats.items():
-            cohort.add_problems(res.problems(name))
+    pre, feats = None, {}
+    if needs_images(cfg):
+        if not cohort.phases:
+            raise ConfigError(f"cohort {cohort.name} ({cohort.source}) has no image columns, "
+                              f"but the feature sets {list(modelled_sets(cfg))} need image "
+                              "features; use feature_sets: [clinical] (and audit.feature_set: "
+                              "clinical) for a clinical-only run", step="config",
+                              path=cfg.source)
+        with _timed(timings, "qc"):
+            qc_stage(cohort, run, jobs=jobs, progress=progress,
+                     max_voxels=cfg.limits.max_voxels, store=cache / "qc")
+        with _timed(timings, "preprocess"):
+            pre = preprocess_stage(cohort, cfg, cache / "preprocessed", jobs=jobs,
+                                   progress=progress)
+            cohort.add_problems(pre.problems)
+            run.write("preprocessed", pre.table)
+        with _timed(timings, "features"):
+            labels = pd.Series(cohort.df["pcr"].to_numpy(), index=cohort.df["patient_id"])
+            feats = feature_stages(pre.table, cfg, cache, run, jobs=jobs, scheduler=scheduler,
+                                   labels=labels, progress=progress, cohort=cohort)
+            for name, res in feats.items():
+                cohort.add_problems(res.problems(name))
+    else:  # said once, in the problems table and the summary
+        cohort.add_problems([Problem(None, "images", "image QC, preprocessing and feature "
+                                     f"extraction skipped: the feature sets "
+                                     f"{list(modelled_sets(cfg))} need no image features",
+                                     None, "warning")])
 
     models = audit = truth = None
     cohort.save(run.path("cohort").parent)  # the modelling and audit stages read it
@@ -184,12 +202,16 @@ def _run_stages(cfg: RunConfig, run: RunDir, cache: Path, *, jobs: int, schedule
         for line in known_truth_lines(truth):
             log.info(line)
     return RunResult(run.root, summary, report, timings, models, audit, feats,
-                     n_excluded=_n_excluded(pre, feats))
+                     n_excluded=_n_excluded(pre, feats, cohort))
 
 
-def _n_excluded(pre: PreprocessResult, feats: dict[str, FeatureResult]) -> int:
+def _n_excluded(pre: PreprocessResult | None, feats: dict[str, FeatureResult],
+                cohort: CohortTable) -> int:
     """Patients of the source without features of every extracted family (or, with no
     feature stage, not preprocessed)."""
+    if pre is None:  # a clinical-only run: excluded at the table, or with an error recorded
+        kept = set(cohort.patient_ids) - cohort.patients_with_errors()
+        return len(cohort.known_patients()) - len(kept)
     if not feats:
         return pre.n_failed + pre.n_upstream
     complete = set.intersection(*(set(res.features.index) for res in feats.values()))
@@ -212,16 +234,20 @@ def _runtime_facts(timings: dict[str, float], feats: dict[str, FeatureResult],
                         "skipped": len(models.skipped)})}
 
 
-def _summary(cohort: CohortTable, pre: PreprocessResult, feats: dict[str, FeatureResult],
+def _summary(cohort: CohortTable, pre: PreprocessResult | None, feats: dict[str, FeatureResult],
              models: ModelStageResult | None, audit: pd.DataFrame | None, ibsi: dict,
              timings: dict[str, float], run: RunDir) -> list[str]:
     """The lines printed at the end of a run (every AUC next to its protocol)."""
     probs = problems_frame(cohort.problems)
     n_err = int((probs["severity"] == "error").sum()) if not probs.empty else 0
-    lines = [cohort_line(cohort),
-             f"preprocessed {len(pre.table)} ({pre.n_computed} computed, {pre.n_cached} "
-             f"cached); " + count_line(pre.n_patients, len(pre.table), pre.n_failed,
-                                       pre.n_upstream)]
+    lines = [cohort_line(cohort)]
+    if pre is None:
+        lines.append("images: QC, preprocessing and features skipped (the feature sets need "
+                     "no image features)")
+    else:
+        lines.append(f"preprocessed {len(pre.table)} ({pre.n_computed} computed, "
+                     f"{pre.n_cached} cached); " + count_line(pre.n_patients, len(pre.table),
+                                                               pre.n_failed, pre.n_upstream))
     for name, res in feats.items():
         lines.append(f"{name}: {res.features.shape[1]} features x {len(res.features)} "
                      f"patients ({res.n_computed} computed, {res.n_cached} cached); "

@@ -15,21 +15,56 @@ import pandas as pd
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 
+import workbench
 from workbench.config import RunConfig
+from workbench.data import dataset_path
 from workbench.errors import ConfigError
 from workbench.imaging.preprocess import PreprocessSettings
 from workbench.models.classifiers import make_pipeline
 from workbench.models.protocols import ProtocolSettings
 from workbench.models.split import stratified_split
+from workbench.names import CLINICAL_ONLY_FORMATS, FEATURE_SETS
 from workbench.selection import StrategySettings, selection_pipeline, strategy_pipeline
 
-__all__ = ["classifier_factory", "classifiers_for", "deep_options", "default_cache", "default_run_dir",
-           "fine_tune_split", "kinetic_options", "modelling_settings", "preprocess_settings",
+__all__ = ["DEMO_CONFIG", "checkout_root", "classifier_factory", "classifiers_for",
+           "cohort_path", "default_config_path", "deep_options", "default_cache", "default_run_dir",
+           "fine_tune_split", "kinetic_options", "modelled_sets", "modelling_settings", "needs_images", "preprocess_settings",
            "protocol_settings", "radiomics_params_path", "selector_factory",
            "strategy_factory", "strategy_grid", "strategy_settings", "synthetic_cohort_dir"]
 
 
 # --------------------------------------------------------------------------- folders
+#: The demo config, named relative to a checkout.
+DEMO_CONFIG = Path("configs") / "demo.yaml"
+
+
+def checkout_root() -> Path | None:
+    """The source checkout the package runs from (``src/workbench`` -> its root), or ``None``
+    for an installed package."""
+    root = Path(workbench.__file__).resolve().parents[2]
+    return root if (root / "pyproject.toml").is_file() and (root / "configs").is_dir() else None
+
+
+def default_config_path() -> Path:
+    """The config of a command given no ``--config``: ``configs/demo.yaml`` in the current
+    folder, else in the checkout the package runs from; never a guess.
+
+    Raises
+    ------
+    ConfigError
+        When neither exists (an installed package has no demo config: pass ``--config``).
+    """
+    candidates = [DEMO_CONFIG]
+    if checkout_root() is not None:
+        candidates.append(checkout_root() / DEMO_CONFIG)
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise ConfigError(f"no --config given, and {DEMO_CONFIG} is in neither the current "
+                      f"folder ({Path.cwd()}) nor a source checkout of the package; pass "
+                      "--config FILE", step="config")
+
+
 def default_run_dir(cfg: RunConfig) -> Path:
     """``data/runs/<name>`` under the current folder (``make demo`` runs from the checkout)."""
     return Path("data") / "runs" / cfg.name
@@ -38,6 +73,31 @@ def default_run_dir(cfg: RunConfig) -> Path:
 def default_cache() -> Path:
     """``data/interim``: content-addressed caches, safe to share between runs."""
     return Path("data") / "interim"
+
+
+def cohort_path(cfg: RunConfig) -> Path | None:
+    """The cohort a run reads: ``cohort.path`` relative to the config file; for a
+    clinical-only format without a path, the copy shipped with the package
+    (``ispy1_clinical``: the I-SPY1 workbook, see ``workbench data``)."""
+    path = cfg.resolve_path(cfg.cohort.path)
+    if path is None and cfg.cohort.format in CLINICAL_ONLY_FORMATS:
+        return dataset_path(cfg.cohort.format)
+    return path
+
+
+def modelled_sets(cfg: RunConfig) -> tuple[str, ...]:
+    """Every feature set the run models: the classifiers', the strategies' and the null
+    audit's (when it runs)."""
+    sets = dict.fromkeys([*cfg.feature_sets, *strategy_grid(cfg)[1]])
+    if cfg.audit.permutations:
+        sets[cfg.audit.feature_set] = None
+    return tuple(sets)
+
+
+def needs_images(cfg: RunConfig) -> bool:
+    """Whether any feature set the run models needs image features (else the image stages
+    are skipped: a clinical-only run)."""
+    return any(FEATURE_SETS[fs].blocks for fs in modelled_sets(cfg))
 
 
 def synthetic_cohort_dir(cfg: RunConfig) -> Path:
@@ -58,11 +118,14 @@ def preprocess_settings(cfg: RunConfig) -> PreprocessSettings:
 
 def radiomics_params_path(cfg: RunConfig) -> Path:
     """The radiomics parameter file: relative to the config file, else to ``configs/`` under
-    the current folder (``radiomics/paper.yaml`` works from any config in the checkout)."""
+    the current folder, else to the ``configs/`` of the checkout the package runs from
+    (``radiomics/paper.yaml`` works from any config in the checkout, and from any folder)."""
     given = Path(cfg.radiomics.params)
     candidates = [cfg.resolve_path(cfg.radiomics.params)]
     if not given.is_absolute():
         candidates.append(Path("configs") / given)
+        if checkout_root() is not None:
+            candidates.append(checkout_root() / "configs" / given)
     for c in candidates:
         if c is not None and c.is_file():
             return c.resolve()

@@ -30,10 +30,12 @@ from workbench.features.kinetic import extract_kinetic
 from workbench.features.radiomics import extract_radiomics
 from workbench.hashing import canonical_json, code_digest, sha256_file
 from workbench.models.split import stratified_split
+from workbench.names import CLINICAL_ONLY_FORMATS
 from workbench.pipeline import cache
 from workbench.pipeline.manifest import stable_manifest
 from workbench.pipeline.preprocess import PreprocessResult, preprocess_cohort
 from workbench.pipeline.settings import (
+    cohort_path,
     deep_options,
     default_cache,
     kinetic_options,
@@ -77,8 +79,12 @@ def cohort_stage(cfg: RunConfig, *, jobs: int = 1, progress: bool = True) -> Coh
             log.info("generating the synthetic cohort (n=%d, seed=%d) in %s", syn.n, syn.seed,
                      path)
             generate_cohort(path, n=syn.n, seed=syn.seed, jobs=jobs, progress=progress)
-        return load_cohort(path / "manifest.csv", fmt="manifest", phases=cfg.cohort.phases)
-    return load_cohort(cfg.resolve_path(cfg.cohort.path), fmt=fmt, phases=cfg.cohort.phases)
+        return load_cohort(path / "manifest.csv", fmt="manifest", phases=cfg.cohort.phases,
+                           coding=dict(cfg.cohort.coding))
+    if fmt in CLINICAL_ONLY_FORMATS:  # no images: no phases either
+        return load_cohort(cohort_path(cfg), fmt=fmt, coding=dict(cfg.cohort.coding))
+    return load_cohort(cohort_path(cfg), fmt=fmt, phases=cfg.cohort.phases,
+                       coding=dict(cfg.cohort.coding))
 
 
 def _synthetic_matches(path: Path, n: int, seed: int) -> bool:
@@ -86,7 +92,10 @@ def _synthetic_matches(path: Path, n: int, seed: int) -> bool:
     if not (path / "manifest.csv").is_file() or not summary.is_file():
         return False
     info = json.loads(summary.read_text())
-    return info.get("n") == n and info.get("seed") == seed
+    # a run's cohort is the development site with images (an external or image-less cohort
+    # written into the same folder must not pass for it; older summaries lack both keys)
+    return (info.get("n") == n and info.get("seed") == seed
+            and info.get("site", "development") == "development" and info.get("images", True))
 
 
 def qc_stage(cohort: CohortTable, run: RunDir | None = None, *, jobs: int = 1,

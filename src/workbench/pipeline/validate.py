@@ -25,7 +25,7 @@ from workbench.config import RunConfig
 from workbench.errors import ConfigError
 from workbench.features.radiomics_params import load_params
 from workbench.names import FEATURE_SETS, NETWORK_NAMES, SYNTHETIC_FORMAT
-from workbench.pipeline.settings import radiomics_params_path
+from workbench.pipeline.settings import cohort_path, needs_images, radiomics_params_path
 
 __all__ = ["KINETIC_PHASES", "RUN_STAGES", "check_run_inputs", "require_run_inputs"]
 
@@ -46,6 +46,8 @@ def check_run_inputs(cfg: RunConfig, stages: Sequence[str] = RUN_STAGES) -> list
     problems: list[str] = []
     if "cohort" in stages:
         problems += _cohort(cfg, source)
+    if not needs_images(cfg):  # a clinical-only run: no image stage will read anything
+        return problems
     if "radiomics" in stages:
         problems += _radiomics(cfg, source)
     if "kinetic" in stages and cfg.kinetic.enabled:
@@ -77,7 +79,7 @@ def require_run_inputs(cfg: RunConfig, stages: Sequence[str] = RUN_STAGES) -> No
 # --------------------------------------------------------------------------- one check each
 def _cohort(cfg: RunConfig, source: str) -> list[str]:
     fmt = cfg.cohort.format
-    path = cfg.resolve_path(cfg.cohort.path)
+    path = cohort_path(cfg)
     if fmt == SYNTHETIC_FORMAT:  # generated into its folder when missing
         if path is not None and path.is_file():
             return [f"{source}: cohort.path: {path} is a file; the synthetic cohort is a "
