@@ -169,3 +169,62 @@ def test_an_image_model_on_an_image_less_cohort_says_so(world):
     ext = load_cohort(world["root"] / "ext" / "manifest.csv")
     with pytest.raises(WorkbenchError, match="has no images, but the model"):
         score_cohort(model, ext)
+
+
+def test_the_clinical_only_report_says_why_selection_is_empty(world):
+    html = (world["run"].run_dir / "report.html").read_text(encoding="utf-8")
+    assert "No feature block was selected" in html
+
+
+def test_validate_refit_and_synth_through_the_cli(world, tmp_path, capsys):
+    assert main(["-q", "synth", "--site", "external", "--no-images", "--n", "120", "--seed",
+                 "5", "--out", str(tmp_path / "site")]) == 0
+    manifest = pd.read_csv(tmp_path / "site" / "manifest.csv")
+    assert manifest["patient_id"].iloc[0] == "EXT0001"
+    assert not [c for c in manifest.columns if c.startswith("image_") or c == "mask"]
+    assert main(["-q", "refit", "--model", str(world["model"]), "--out",
+                 str(tmp_path / "deployed.skops")]) == 0
+    capsys.readouterr()
+    code = main(["-q", "validate", "--model", str(tmp_path / "deployed.skops"), "--cohort",
+                 str(tmp_path / "site" / "manifest.csv"), "--run", str(world["run"].run_dir),
+                 "--out", str(tmp_path / "v"), "--n-boot", "200"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "fitted on the whole development cohort (160 patients" in out
+    assert "external AUC" in out and "generator truth: CITL" in out
+    summary = json.loads((tmp_path / "v" / "summary.json").read_text())
+    assert summary["development"]["n"] == N_DEV  # the refit's patients: all of them
+
+
+def test_a_model_file_from_a_newer_format_is_refused_clearly(world, tmp_path, capsys):
+    from workbench.models.fusion import save_model
+
+    model = load_model(world["model"])
+    model.metadata = {**model.metadata, "model_format": 99,
+                      "versions": {"workbench": "9.0"}}
+    save_model(model, tmp_path / "future.skops")
+    code = main(["-q", "predict", "--model", str(tmp_path / "future.skops"), "--cohort",
+                 str(world["root"] / "ext" / "manifest.csv"), "--out", str(tmp_path / "p.csv")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "model file format 99 was written by workbench 9.0" in err
+
+
+def test_the_shipped_ispy1_clinical_config_runs_on_the_real_workbook(tmp_path):
+    from pathlib import Path
+
+    from workbench.config import load_config
+
+    config = Path(__file__).resolve().parents[2] / "configs" / "ispy1_clinical.yaml"
+    cfg = load_config(config)
+    small = cfg.model_copy(update={
+        "classifiers": ("lr",),
+        "protocol": cfg.protocol.model_copy(update={"repeats": 1}),
+        "strategies": cfg.strategies.model_copy(update={"names": ("study",)}),
+        "audit": cfg.audit.model_copy(update={"permutations": 0})})
+    result = run_pipeline(small, out=tmp_path / "run", cache_dir=tmp_path / "cache",
+                          progress=False)
+    assert "215 used" in result.models.exclusion_line  # every labelled I-SPY1 patient
+    metrics = result.run.read("metrics")
+    auc = metrics[(metrics["split"] == "test") & (metrics["metric"] == "auc")]["value"]
+    assert 0.6 < float(auc.iloc[0]) < 0.95

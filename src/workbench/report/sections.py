@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pandas as pd
+
 from workbench.evaluation import display
 from workbench.evaluation.truth_display import model_rows, proxy_rows, reference_rows
 from workbench.names import LEAKAGE_WARNING
@@ -90,8 +92,19 @@ def _table1(page: Page, run: RunData) -> None:
         page.table(problems, max_rows=50)
 
 
+def _no_blocks(page: Page, table: pd.DataFrame) -> bool:
+    """Say so when a run selected no feature block (a clinical-only run)."""
+    if table.empty or "protocol" not in table.columns:
+        page.note("No feature block was selected: the run's feature sets hold clinical "
+                  "columns only, which enter the classifiers as they are.")
+        return True
+    return False
+
+
 def _selection(page: Page, run: RunData) -> None:
     sel = run.selection
+    if _no_blocks(page, sel):
+        return
     for protocol in run.protocols:
         if not (sel["protocol"] == protocol).any():
             continue
@@ -169,6 +182,8 @@ def _utility(page: Page, run: RunData) -> None:
 
 def _signatures(page: Page, run: RunData) -> None:
     sig = run.signatures
+    if _no_blocks(page, sig):
+        return
     for protocol in run.protocols:
         if not ((sig["protocol"] == protocol) & (sig["split"] == "test")).any():
             continue
