@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,7 @@ from fixtures.browser import (
     panel_serve,
     require_chromium,
 )
+from fixtures.validation_folder import write_validation_folder
 from workbench.app.store import DataStore
 from workbench.names import CLASSIFIER_NAMES, LEAKAGE_WARNING, MODEL_STRATEGIES
 
@@ -47,9 +49,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.ui]
 APP = Path(__file__).resolve().parents[2] / "apps" / "dashboard.py"
 CEILING = 4.0  # the test fails above CEILING x target
 
-def test_dashboard_at_demo_size_in_a_real_browser(demo_run_dir, demo_run_facts):
+def test_dashboard_at_demo_size_in_a_real_browser(demo_run_dir, demo_run_facts, tmp_path):
     require_chromium()
+    # the demo's shape, plus an external validation of the demo's size (1,000 patients), in a
+    # copy: the other tests of the session see the run as committed
+    demo_run_dir = Path(shutil.copytree(demo_run_dir, tmp_path / "run"))
+    write_validation_folder(demo_run_dir / "validation" / "external-site", n=1000)
     store = DataStore(demo_run_dir)
+    assert store.validations == ["external-site"]
     sel = Selection(store)
     # 12 feature sets; 10 classifiers, then the 4 strategy models (registry order)
     assert len(store.feature_sets) == 12 and store.feature_sets[0] == "clinical"
@@ -144,7 +151,8 @@ def test_dashboard_at_demo_size_in_a_real_browser(demo_run_dir, demo_run_facts):
                 ("Explain", "() => window.__wb.titles().some(t => t.startsWith('SHAP'))"),
                 ("Patients", "() => window.__wb.text('.tabulator-cell') !== null"),
                 ("Cohort", "() => window.__wb.text('.wb-table') !== null"),
-                ("Audit", "() => window.__wb.text('[data-ibsi]') !== null")):
+                ("Audit", "() => window.__wb.text('[data-ibsi]') !== null"),
+                ("Validation", "() => window.__wb.text('[data-headline]') !== null")):
             rec.measure("tab (first visit)", name, lambda n=name: dash.tab(n).click(), ready)
             page.wait_for_timeout(300)
             dash.shot(name.lower())

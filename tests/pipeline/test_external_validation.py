@@ -139,12 +139,13 @@ def _write(frame: pd.DataFrame, path):
 
 def test_the_cli_prints_the_coverage_and_exits_2_on_a_missing_feature(world, tmp_path,
                                                                        capsys):
-    frame = _external_frame(world).drop(columns=["age"])
+    frame = _external_frame(world).drop(columns=["age"]).assign(scanner="GE")
     code = main(["-q", "predict", "--model", str(world["model"]), "--cohort",
                  str(_write(frame, tmp_path / "c.csv")), "--out", str(tmp_path / "p.csv")])
     out, err = capsys.readouterr()
     assert code == 2
     assert "coverage of" in out and "absent: age (clin__age)" in out
+    assert "['scanner'] are not cohort columns; ignored" in out  # said, not silently kept
     assert "--allow-missing" in err
     code = main(["-q", "predict", "--model", str(world["model"]), "--cohort",
                  str(tmp_path / "c.csv"), "--out", str(tmp_path / "p.csv"), "--allow-missing"])

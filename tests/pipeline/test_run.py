@@ -47,7 +47,8 @@ def test_run_directory_contract(tiny_run):
     assert manifest["config"]["name"] == "tiny" and manifest["seed"] == cfg.seed
     assert manifest["packages"]["SimpleITK"]
     hashed = [k for k, v in manifest["inputs"].items() if v]
-    assert len(hashed) == N * 4 + 1  # 3 phases + mask per patient, and the config file
+    # 3 phases + mask per patient, the config file and the cohort table (manifest.csv)
+    assert len(hashed) == N * 4 + 2 and "cohort_source" in hashed
     assert manifest["cohort"]["preprocessed"] == N
     assert any(f"preprocessed {N} ({N} computed, 0 cached)" in line for line in result.summary)
     rad = pd.read_parquet(run / "features" / "radiomics.parquet")

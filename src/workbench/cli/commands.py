@@ -273,6 +273,11 @@ def _external_cohort(args: argparse.Namespace) -> CohortTable:
     are printed (they stop the command unless --allow-missing, see the coverage)."""
     cohort = load_cohort(args.cohort, fmt=args.format, coding=_coding(args.coding))
     print(cohort_line(cohort))
+    shown = 10
+    for problem in cohort.problems[:shown]:  # coding errors, ignored columns, bad rows
+        print(f"  {problem}")
+    if len(cohort.problems) > shown:
+        print(f"  ... and {len(cohort.problems) - shown} more problems")
     return cohort
 
 

@@ -117,13 +117,17 @@ def _unmappable(problems: Iterable[Problem], patients: set[str]) -> dict[str, se
     return found
 
 
-def coverage_table(model, features: pd.DataFrame,
-                   problems: Iterable[Problem] = ()) -> pd.DataFrame:
+def coverage_table(model, features: pd.DataFrame, problems: Iterable[Problem] = (),
+                   cohort: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per input feature of ``model``: how the patients of ``features`` (the rows to be
     scored) cover it (columns :data:`COVERAGE_COLUMNS`; statuses in the module docstring).
 
-    ``problems``: the cohort's recorded problems, to count values that could not be read.
+    ``problems``: the cohort's recorded problems, to count values that could not be read;
+    ``cohort``: the cohort table, to say when a value is there but has no code in the model
+    (``indeterminate`` receptors are missing to a 0/1 feature).
     """
+    given = (cohort.set_index(cohort["patient_id"].astype(str)).reindex(
+        features.index.astype(str)) if cohort is not None else None)
     inputs = model_inputs(model)
     fill = _imputer_values(model)
     patients = set(map(str, features.index))
@@ -154,6 +158,13 @@ def coverage_table(model, features: pd.DataFrame,
             note = "missing values, and no imputer in the model: those patients fail"
         else:
             note = ""
+        if missing and given is not None and source in given.columns and feature in features:
+            uncoded = given[source].notna().to_numpy() & features[feature].isna().to_numpy()
+            if uncoded.any():
+                values = sorted(map(str, given.loc[uncoded, source].unique()))[:3]
+                note = (f"{int(uncoded.sum())} patients have a '{source}' value the feature "
+                        f"has no code for ({', '.join(values)}): missing to the model, "
+                        + ("imputed" if np.isfinite(value) else "not imputed"))
         rows.append((feature, source, status, present, missing, unmappable, imputed, value,
                      note))
     return pd.DataFrame(rows, columns=COVERAGE_COLUMNS)

@@ -156,7 +156,7 @@ def score_cohort(model: FusionModel, cohort: CohortTable, *, cache_dir: Path | N
         features = features.join(clinical_matrix(cohort.df), how="left")
     else:
         features = clinical_matrix(cohort.df)
-    coverage = coverage_table(model, features, cohort.problems)
+    coverage = coverage_table(model, features, cohort.problems, cohort.df)
     try:
         check_coverage(coverage, allow_missing=allow_missing, cohort=f"cohort {cohort.name}")
     except CoverageError as exc:
