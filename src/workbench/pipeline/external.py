@@ -92,10 +92,9 @@ def model_config(model: FusionModel, source: str) -> RunConfig:
 
 def model_run(model_path: Path) -> RunDir | None:
     """The run a model file belongs to (``<run>/models/<protocol>/<file>.skops``), if any."""
-    root = Path(model_path).resolve().parents[2] if len(Path(model_path).resolve().parents) > 2 \
-        else None
-    if root is not None and (root / "cohort" / "cohort.parquet").is_file():
-        return RunDir(root)
+    parents = Path(model_path).resolve().parents
+    if len(parents) > 2 and (parents[2] / "cohort" / "cohort.parquet").is_file():
+        return RunDir(parents[2])
     return None
 
 
