@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -219,3 +220,28 @@ def test_synth_cli_writes_provenance(tmp_path, capsys):
     assert "Synthetic cohort: 4 patients" in out and "Oracle AUC" in out
     manifest = json.loads((tmp_path / "run_manifest.json").read_text())
     assert manifest["seed"] == 1 and manifest["config"]["n"] == 4
+
+
+def test_predict_and_validate_an_image_model_reproduce_its_test_split(tiny_run, tmp_path):
+    """The image path of predict / validate: features extracted with the model's own stored
+    config (here from the shared cache) give the run's own test-split probabilities."""
+    from workbench.cohort import load_cohort
+    from workbench.pipeline.external import validate_stage
+    from workbench.pipeline.predict import predict_stage
+
+    cfg, root, result = tiny_run
+    run = result.run
+    model = run.path("model", protocol="honest", feature_set="kinetic", classifier="lr")
+    cohort = load_cohort(root / "raw" / "manifest.csv")
+    out = predict_stage(model, cohort, tmp_path / "p.csv", cache_dir=root / "cache",
+                        progress=False)
+    cov = out.attrs["coverage"]
+    assert set(cov["source"]) >= {"kinetic"} and (cov["status"] == "present").all()
+    preds = run.read("predictions")
+    test = preds[(preds["protocol"] == "honest") & (preds["feature_set"] == "kinetic")
+                 & (preds["classifier"] == "lr") & (preds["split"] == "test")]
+    mine = out.set_index("patient_id").loc[test["patient_id"], "probability"]
+    np.testing.assert_allclose(mine.to_numpy(), test["probability"].to_numpy(), atol=1e-9)
+    summary = validate_stage(model, cohort, out=tmp_path / "v", cache_dir=root / "cache",
+                             n_boot=100, progress=False, report=False)
+    assert summary["cohort"]["n_scored"] == N and summary["development"]["n"] > 0

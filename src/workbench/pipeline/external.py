@@ -161,12 +161,13 @@ def score_cohort(model: FusionModel, cohort: CohortTable, *, cache_dir: Path | N
     except CoverageError as exc:
         exc.coverage = coverage  # the caller writes and prints it before failing
         raise
+    ids = features.index.astype(str)
     needed = [c for c in model.design_columns if c.startswith("clin__")]
-    missing = features.reindex(columns=needed).isna()
-    imputed = missing.apply(lambda row: ";".join(row.index[row]), axis=1)
+    missing = features.reindex(columns=needed).isna().to_numpy(dtype=bool)
+    imputed = pd.Series([";".join(np.asarray(needed, dtype=object)[row]) for row in missing],
+                        index=ids, dtype=object)
     proba = model.predict_proba(features)[:, 1]
-    return ScoredCohort(features, coverage, pd.Series(proba, index=features.index.astype(str)),
-                        problems, imputed)
+    return ScoredCohort(features, coverage, pd.Series(proba, index=ids), problems, imputed)
 
 
 def _raw_blocks(model: FusionModel) -> list[str]:
