@@ -81,6 +81,15 @@ def check_model_file(model: FusionModel, source: str) -> list[str]:
     return notes
 
 
+def _fit(est, X: pd.DataFrame, y: pd.Series, what: str):
+    """``est`` fitted on ``X, y``; a failure names ``what`` and the patient count."""
+    try:
+        return est.fit(X, y)
+    except (ValueError, WorkbenchError) as exc:
+        raise WorkbenchError(f"refitting {what} on {len(y)} patients failed: {exc}",
+                             step="refit") from exc
+
+
 def refit_on_development(model: FusionModel, features: pd.DataFrame, clinical: pd.DataFrame,
                          y: pd.Series, *, selector: Callable, make_clf: Callable,
                          make_strategy: Callable, seed: int) -> FusionModel:
@@ -94,14 +103,10 @@ def refit_on_development(model: FusionModel, features: pd.DataFrame, clinical: p
     """
     fs = FEATURE_SETS[model.feature_set]
     ids = list(y.index)
+    what = f"{model.feature_set}/{model.classifier_name}"
     if model.classifier_name in MODEL_STRATEGIES:
         X = strategy_design(features, clinical, fs, ids)
-        est = make_strategy(model.classifier_name, seed)
-        try:
-            est.fit(X, y.loc[ids])
-        except (ValueError, WorkbenchError) as exc:
-            raise WorkbenchError(f"refitting {model.feature_set}/{model.classifier_name} on "
-                                 f"{len(ids)} patients failed: {exc}", step="refit") from exc
+        est = _fit(make_strategy(model.classifier_name, seed), X, y.loc[ids], what)
         columns = list(getattr(est, "feature_names_in_", X.columns))
         return FusionModel(blocks={}, classifier=est, design_columns=columns, block_inputs={},
                            feature_set=model.feature_set,
@@ -109,24 +114,15 @@ def refit_on_development(model: FusionModel, features: pd.DataFrame, clinical: p
                            protocol=model.protocol).fit(None)
     fitted, signatures = {}, []
     for block in fs.blocks:
-        est = selector(block, seed)
         cols = block_columns(features.columns, block)
-        try:
-            est.fit(features.loc[ids, cols], y.loc[ids])
-        except (ValueError, WorkbenchError) as exc:
-            raise WorkbenchError(f"refitting block '{block}' of {model.feature_set} on "
-                                 f"{len(ids)} patients failed: {exc}", step="refit") from exc
+        est = _fit(selector(block, seed), features.loc[ids, cols], y.loc[ids],
+                   f"block '{block}' of {model.feature_set}")
         fitted[block] = est
         values = np.asarray(est.transform(features.loc[ids, cols]), dtype=float)[:, 0]
         signatures.append(pd.Series(values, index=ids, name=f"sig__{block}"))
     parts = signatures + ([clinical.loc[ids]] if fs.clinical else [])
     design = pd.concat(parts, axis=1) if parts else pd.DataFrame(index=ids)
     design = design[[c for c in model.design_columns if c in design.columns]]
-    clf = make_clf(model.classifier_name, seed)
-    try:
-        clf.fit(design, y.loc[ids])
-    except (ValueError, WorkbenchError) as exc:
-        raise WorkbenchError(f"refitting {model.feature_set}/{model.classifier_name} on "
-                             f"{len(ids)} patients failed: {exc}", step="refit") from exc
+    clf = _fit(make_clf(model.classifier_name, seed), design, y.loc[ids], what)
     return assemble(fitted, clf, features, list(design.columns), feature_set=model.feature_set,
                     classifier_name=model.classifier_name, protocol=model.protocol)

@@ -37,16 +37,18 @@ CASE_MIX_VARIABLES: dict[str, str] = {
 _MISSING = "missing"
 
 
+def _mean_sd(values: pd.Series) -> str:
+    return f"{values.mean():.1f} ± {values.std(ddof=1):.1f}" if len(values) > 1 else "—"
+
+
 def _continuous(variable: str, a: pd.Series, b: pd.Series) -> dict:
     a = pd.to_numeric(a, errors="coerce").dropna()
     b = pd.to_numeric(b, errors="coerce").dropna()
     pooled = np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2) if len(a) > 1 and len(b) > 1 else 0
     smd = float((b.mean() - a.mean()) / pooled) if pooled > 0 else np.nan
-    def text(s):
-        return (f"{s.mean():.1f} ± {s.std(ddof=1):.1f}" if len(s) > 1 else "—")
-    return {"variable": variable, "level": "", "kind": "continuous", "development": text(a),
-            "external": text(b), "smd": smd, "n_development": int(len(a)),
-            "n_external": int(len(b))}
+    return {"variable": variable, "level": "", "kind": "continuous",
+            "development": _mean_sd(a), "external": _mean_sd(b), "smd": smd,
+            "n_development": int(len(a)), "n_external": int(len(b))}
 
 
 def _levels(series: pd.Series) -> pd.Series:
@@ -76,10 +78,8 @@ def case_mix(development: pd.DataFrame, external: pd.DataFrame,
     rows: list[dict] = []
     for variable in variables or CASE_MIX_VARIABLES:
         kind = CASE_MIX_VARIABLES.get(variable, "categorical")
-        a = development[variable] if variable in development else pd.Series(dtype=object)
-        b = external[variable] if variable in external else pd.Series(dtype=object)
-        a = a.reindex(development.index) if len(a) == 0 else a
-        b = b.reindex(external.index) if len(b) == 0 else b
+        a = development.get(variable, pd.Series(np.nan, index=development.index))
+        b = external.get(variable, pd.Series(np.nan, index=external.index))
         if a.notna().sum() == 0 and b.notna().sum() == 0:
             continue
         if kind == "continuous":
