@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from workbench.selection import LassoSelector, Signature, UnivariateFilter, VarianceFilter
+from workbench.selection import (
+    ComBat,
+    LassoSelector,
+    Signature,
+    UnivariateFilter,
+    VarianceFilter,
+)
 
 ESTIMATORS = [
     VarianceFilter(),
@@ -15,6 +21,8 @@ ESTIMATORS = [
     LassoSelector(alphas=10, cv=3),
     LassoSelector(model="linear", alphas=10, cv=3),
     Signature(),
+    # batch=None: the identity (no site information); checks the API contract, not the maths
+    ComBat(),
 ]
 
 

@@ -12,6 +12,7 @@ The strategies beside it (:func:`strategy_pipeline`: ``cluster``, ``stability``,
 """
 
 from workbench.selection._cluster import CorrelationClusters, correlation_clusters
+from workbench.selection._combat import ComBat
 from workbench.selection._lasso import LassoSelector
 from workbench.selection._lasso_path import alpha_grid, logistic_lasso_path
 from workbench.selection._penalised import PenalisedLogistic, penalised_logistic_path
@@ -29,6 +30,7 @@ from workbench.selection._variance import SelectionError, SelectionWarning, Vari
 
 __all__ = [
     "STRATEGIES",
+    "ComBat",
     "CorrelationClusters",
     "LassoSelector",
     "PenalisedLogistic",
