@@ -8,6 +8,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from workbench.selection import (
     ComBat,
     LassoSelector,
+    RobustnessFilter,
     Signature,
     UnivariateFilter,
     VarianceFilter,
@@ -21,6 +22,7 @@ ESTIMATORS = [
     LassoSelector(alphas=10, cv=3),
     LassoSelector(model="linear", alphas=10, cv=3),
     Signature(),
+    RobustnessFilter(),  # icc=None keeps every column: the API contract on arrays
     # batch=None: the identity (no site information); checks the API contract, not the maths
     ComBat(),
 ]

@@ -17,6 +17,7 @@ from workbench.selection._lasso import LassoSelector
 from workbench.selection._lasso_path import alpha_grid, logistic_lasso_path
 from workbench.selection._penalised import PenalisedLogistic, penalised_logistic_path
 from workbench.selection._prespecified import PrespecifiedColumns, check_patterns, match_patterns
+from workbench.selection._robust import RobustnessFilter
 from workbench.selection._signature import (
     Signature,
     lasso_cv_trace,
@@ -35,6 +36,7 @@ __all__ = [
     "LassoSelector",
     "PenalisedLogistic",
     "PrespecifiedColumns",
+    "RobustnessFilter",
     "SelectionError",
     "SelectionWarning",
     "Signature",
