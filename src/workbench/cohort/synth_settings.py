@@ -5,9 +5,11 @@ cached and recorded verbatim in ``synth_summary.json``. Ranges ``(low, high)`` a
 uniformly per patient unless the field's comment says otherwise.
 
 :data:`SITES` names the sites the generator can play: ``"development"`` (the I-SPY1-like
-defaults) and ``"external"`` (another trial's scanner, case mix and pCR rates under the
-same pCR law); :func:`site_settings` looks one up, :data:`SITE_PREFIX` gives its patient-ID
-prefix and :func:`site_shift_summary` lists the knobs two settings differ in.
+defaults), ``"external"`` (another trial's scanner, case mix and pCR rates under the
+same pCR law) and ``"second_scanner"`` (the development trial on another scanner: only
+:data:`ACQUISITION_FIELDS` differ, for harmonisation studies); :func:`site_settings` looks
+one up, :data:`SITE_PREFIX` gives its patient-ID prefix and :func:`site_shift_summary` lists
+the knobs two settings differ in.
 """
 
 from __future__ import annotations
@@ -200,6 +202,15 @@ LAW_FIELDS: tuple[str, ...] = (
     "calibration_seed",
 )
 
+#: The scanner and protocol: everything a site can change without changing its patients
+#: (case mix, anatomy, physiology and the pCR law are the other fields).
+ACQUISITION_FIELDS: tuple[str, ...] = (
+    "inplane_spacing_mm", "slice_thickness_mm", "fov_mm", "fov_max_mm", "max_voxels",
+    "slab_margin_mm", "min_slab_mm", "tr_ms", "flip_deg", "r1_per_mm_s", "early_time_min",
+    "late_time_min", "timing_jitter_min", "fat_suppression_residual", "bias_amplitude",
+    "noise_fraction",
+)
+
 EXTERNAL_SITE = SynthSettings(
     inplane_spacing_mm=(0.6, 0.75),
     slice_thickness_mm=(1.5, 2.0),
@@ -247,14 +258,54 @@ with the subtype mix (SD by at most 3 %, for the necrotic fraction); the shift o
 absorbed by the recalibrated intercepts.
 """
 
-#: Settings of each site the generator can play (see :data:`EXTERNAL_SITE`).
+SECOND_SCANNER_SITE = SynthSettings(
+    inplane_spacing_mm=(1.0, 1.2),
+    slice_thickness_mm=(3.0, 3.5),
+    tr_ms=4.0,
+    flip_deg=15.0,
+    early_time_min=2.0,
+    late_time_min=6.5,
+    fat_suppression_residual=0.35,
+    bias_amplitude=(0.4, 0.6),
+    noise_fraction=(0.08, 0.12),
+)
+"""The development trial's patients imaged on a second scanner: only the acquisition moves.
+
+Made for harmonisation (e.g. ComBat): the two sites differ only by scanner and protocol, so
+any difference between their radiomics features is a scanner effect. The knobs were chosen
+so the effect survives N4, 1 mm resampling and per-patient z-scoring and shows in texture
+and first-order features, as multi-vendor data does. Every knob that differs from the
+development (default) settings, all in :data:`ACQUISITION_FIELDS`:
+
+* ``inplane_spacing_mm`` (1.0, 1.2) instead of (0.7, 0.9) and ``slice_thickness_mm``
+  (3.0, 3.5) instead of (2.0, 2.5): a coarser protocol (voxels about 2.7 times as large),
+  so the 1 mm resampled images are interpolated, smoother and carry spatially correlated
+  noise.
+* ``tr_ms`` 4.0 instead of 5.0 and ``flip_deg`` 15 instead of 12: another vendor's SPGR
+  sequence (more T1 weighting: other tissue contrasts and enhancement ratios).
+* ``early_time_min`` 2.0 / ``late_time_min`` 6.5 instead of 2.5 / 7.5: other post-contrast
+  sampling times (same +- 0.25 min jitter).
+* ``fat_suppression_residual`` 0.35 instead of 0.25: a weaker fat suppression (brighter fat
+  shifts the body statistics the z-scoring uses).
+* ``bias_amplitude`` (0.4, 0.6) instead of (0.2, 0.4): a stronger coil bias field.
+* ``noise_fraction`` (0.08, 0.12) instead of (0.03, 0.06): noisier images.
+
+Everything else, the case mix (subtype mix, receptors, age, race, breast density and
+parenchymal enhancement), :data:`LAW_FIELDS` and the per-subtype pCR rates, is the
+development value, so the intercepts and the expected pCR rates are the development ones.
+"""
+
+#: Settings of each site the generator can play (see :data:`EXTERNAL_SITE` and
+#: :data:`SECOND_SCANNER_SITE`).
 SITES: dict[str, SynthSettings] = {
     "development": SynthSettings(),
     "external": EXTERNAL_SITE,
+    "second_scanner": SECOND_SCANNER_SITE,
 }
 
-#: Patient-ID prefix of each site (``SYN0001``, ``EXT0001``...): IDs never clash across sites.
-SITE_PREFIX: dict[str, str] = {"development": "SYN", "external": "EXT"}
+#: Patient-ID prefix of each site (``SYN0001``, ``EXT0001``, ``SCB0001``...): IDs never clash
+#: across sites.
+SITE_PREFIX: dict[str, str] = {"development": "SYN", "external": "EXT", "second_scanner": "SCB"}
 
 
 def site_settings(site: str) -> SynthSettings:

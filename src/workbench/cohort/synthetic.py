@@ -87,6 +87,11 @@ bias, more noise), more HR+/HER2- patients (55 / 25 / 20 %), older (mean age 52)
 pCR rates (13 / 55 / 42 %, 29 % overall; intercepts recalibrated, oracle AUC about 0.83).
 Every shifted knob is listed in :data:`~workbench.cohort.synth_settings.EXTERNAL_SITE`;
 :func:`~workbench.cohort.synth_settings.site_shift_summary` tabulates them.
+``site="second_scanner"``, IDs ``SCB0001``..., is the development trial (same case mix, law
+and pCR rates) on another scanner: coarser 1.0-1.2 mm x 3.0-3.5 mm voxels, TR 4 ms / flip
+15 deg, phases at 2.0 and 6.5 min, weaker fat suppression, stronger bias and two to three
+times the noise (:data:`~workbench.cohort.synth_settings.SECOND_SCANNER_SITE`), so a
+scanner effect on the features can be measured and harmonised away.
 ``synth_summary.json`` records the site, its settings, intercepts and expected pCR rate;
 ``truth.csv`` gets a ``site`` column (except for the development imaging cohort, kept
 byte-identical to earlier releases).
@@ -97,6 +102,15 @@ mask column), ``truth.csv`` (true probability, every latent, ``site``) and the s
 (``"images": false``). Patient ``i`` has the same latent and label streams as with images,
 so the same clinical values and pCR label; only ``mri_ld_mm`` differs: with no mask to
 measure, it is the latent longest diameter plus N(0, 2 mm) noise, rounded.
+
+Multi-site cohorts
+------------------
+``generate_multisite_cohort(out_dir, {"development": 80, "second_scanner": 80}, seed=0)``
+writes several sites into one folder: each site's patients with its settings and ID prefix,
+one ``manifest.csv`` and one ``truth.csv`` with a ``site`` column, and a summary recording
+the sites, their seeds and shifts. Site ``s`` plays the cohort seed
+``SeedSequence([seed, crc32(s)]).generate_state(1, uint64)[0]``, so the sites' patients are
+independent of each other and of the order and number of sites.
 
 Determinism
 -----------
@@ -113,7 +127,10 @@ import json
 import logging
 import platform
 import time
+import zlib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -143,9 +160,10 @@ from workbench.errors import ConfigError, WorkbenchError
 from workbench.files import atomic_write_text
 from workbench.imaging.io import write_image
 
-__all__ = ["SynthSettings", "SyntheticPatient", "generate_cohort", "synthesize_patient",
-           "clinical_patient", "patient_id", "MANIFEST_COLUMNS", "CLINICAL_MANIFEST_COLUMNS",
-           "latent_sample", "SITES", "site_settings", "site_shift_summary"]
+__all__ = ["SynthSettings", "SyntheticPatient", "generate_cohort", "generate_multisite_cohort",
+           "synthesize_patient", "clinical_patient", "patient_id", "MANIFEST_COLUMNS",
+           "CLINICAL_MANIFEST_COLUMNS", "latent_sample", "SITES", "site_settings",
+           "site_shift_summary", "site_seed"]
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +180,26 @@ def latent_sample(size: int, seed: int, settings: SynthSettings | None = None) -
     frame = pd.DataFrame(latent)
     frame["true_probability"] = true_probability(latent, settings)
     return frame
+
+
+class _PatientSpec(NamedTuple):
+    """What identifies one patient to generate: its cohort seed, index, knobs and ID prefix."""
+
+    seed: int
+    index: int
+    settings: SynthSettings
+    prefix: str
+
+
+def site_seed(seed: int, site: str) -> int:
+    """The cohort seed that ``site`` plays in a multi-site cohort of seed ``seed``.
+
+    ``SeedSequence([seed, crc32(site)]).generate_state(1, uint64)[0]``: a function of the
+    site's name only (crc32 rather than ``hash``, which Python salts per process), so each
+    site's patients are independent of the other sites' and of their order and number.
+    """
+    entropy = np.random.SeedSequence([int(seed), zlib.crc32(site.encode("utf-8"))])
+    return int(entropy.generate_state(1, np.uint64)[0])
 
 
 def _write_patient(out: Path, seed: int, index: int, settings: SynthSettings,
@@ -205,8 +243,8 @@ def generate_cohort(out_dir: str | Path, n: int = 163, seed: int = 0, *, jobs: i
         Folder to write into (created if needed); existing files of the same patients are
         overwritten atomically.
     n
-        Number of patients (``SYN0001`` ... ``SYN{n:04d}``, or ``EXT...`` for the external
-        site).
+        Number of patients (``SYN0001`` ... ``SYN{n:04d}``, or ``EXT...`` / ``SCB...`` for the
+        external / second-scanner site).
     seed
         Cohort seed; patient ``i`` depends on ``(seed, i, settings)`` only.
     jobs
@@ -219,7 +257,7 @@ def generate_cohort(out_dir: str | Path, n: int = 163, seed: int = 0, *, jobs: i
         (:func:`~workbench.cohort.synth_settings.site_settings`).
     site
         A key of :data:`~workbench.cohort.synth_settings.SITES`: picks the settings (unless
-        ``settings`` is given) and the patient-ID prefix (``SYN`` / ``EXT``).
+        ``settings`` is given) and the patient-ID prefix (``SYN`` / ``EXT`` / ``SCB``).
     images
         ``False`` writes an image-less cohort: a manifest of the clinical columns only
         (:data:`CLINICAL_MANIFEST_COLUMNS`), ``truth.csv`` and the summary.
@@ -240,15 +278,9 @@ def generate_cohort(out_dir: str | Path, n: int = 163, seed: int = 0, *, jobs: i
     calib = calibration(settings)
     log.info("generating %d synthetic %s-site patients%s (seed %d) into %s", n, site,
              "" if images else " without images", seed, out)
-    if images:
-        manifest, truth = _imaging_rows(out, n, seed, settings, prefix, jobs=jobs,
-                                        progress=progress)
-        if site != "development":  # the development cohort's truth.csv stays as it was
-            truth["site"] = site
-    else:
-        rows = [clinical_patient(seed, i, settings, prefix=prefix) for i in range(n)]
-        manifest = pd.DataFrame([r[0] for r in rows])[CLINICAL_MANIFEST_COLUMNS]
-        truth = pd.DataFrame([r[1] for r in rows])
+    specs = [_PatientSpec(seed, i, settings, prefix) for i in range(n)]
+    manifest, truth = _patient_tables(out, specs, images=images, jobs=jobs, progress=progress)
+    if site != "development" or not images:  # the development imaging truth.csv stays as it was
         truth["site"] = site
     manifest_path = out / "manifest.csv"
     atomic_write_text(manifest_path, manifest.to_csv(index=False))
@@ -256,26 +288,132 @@ def generate_cohort(out_dir: str | Path, n: int = 163, seed: int = 0, *, jobs: i
     summary = _summary(truth, n=n, seed=seed, jobs=jobs, settings=settings, calib=calib,
                        seconds=time.perf_counter() - start)
     summary.update({"site": site, "id_prefix": prefix, "images": bool(images),
-                    "site_shift": {k: list(v) for k, v in
-                                   site_shift_summary(SITES["development"], settings).items()}})
+                    "site_shift": _shift_json(settings)})
     atomic_write_text(out / "synth_summary.json", json.dumps(summary, indent=2) + "\n")
     log.info("synthetic cohort written: %s (pCR rate %.2f, realised oracle AUC %s)",
              manifest_path, summary["pcr_rate"], summary["oracle_auc_realised"])
     return manifest_path
 
 
-def _imaging_rows(out: Path, n: int, seed: int, settings: SynthSettings, prefix: str, *,
-                  jobs: int, progress: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+def generate_multisite_cohort(out_dir: str | Path, sites: Mapping[str, int], seed: int = 0, *,
+                              jobs: int = 1, progress: bool = True, images: bool = True
+                              ) -> Path:
+    """Generate several sites into one cohort and return the path of ``out_dir/manifest.csv``.
+
+    Each site's patients are generated with its
+    :func:`~workbench.cohort.synth_settings.site_settings` and ID prefix (``SYN0001``...,
+    ``SCB0001``...: IDs never clash) from its own cohort seed :func:`site_seed`, so they are
+    the same whatever other sites are asked for. ``manifest.csv`` (the columns of
+    :func:`generate_cohort` plus ``site``) and ``truth.csv`` (plus ``site``) list the sites
+    in the order of ``sites``; ``synth_summary.json`` records ``sites`` (name -> n),
+    ``site_seeds``, the pooled pCR rate and, under ``by_site``, each site's summary as
+    :func:`generate_cohort` writes it (settings, intercepts, rates, ``site_shift`` against the
+    development site). Its ``"site"`` is ``"multisite"``, so the folder never passes for a
+    single-site cohort.
+
+    Parameters
+    ----------
+    out_dir
+        Folder to write into (created if needed).
+    sites
+        Patients per site, e.g. ``{"development": 80, "second_scanner": 80}``; keys of
+        :data:`~workbench.cohort.synth_settings.SITES`.
+    seed
+        Cohort seed; site ``s`` plays the seed ``site_seed(seed, s)``.
+    jobs, progress, images
+        As for :func:`generate_cohort`; the imaging path runs every site's patients in one
+        batch.
+
+    Raises
+    ------
+    ConfigError
+        On an empty ``sites``, an unknown site, a count that is not an integer >= 1, or an
+        invalid ``seed``, ``jobs`` or ``images``.
+    WorkbenchError
+        If a patient cannot be generated (names the patient).
+    """
+    if not isinstance(sites, Mapping) or not sites:
+        raise ConfigError("sites must be a non-empty mapping {site: number of patients}, e.g. "
+                          f"{{'development': 80, 'second_scanner': 80}}; got {sites!r}",
+                          step="synth")
+    _check_arguments(1, seed, jobs, images)  # the counts are checked per site below
+    for site, n in sites.items():
+        site_settings(site)  # an unknown site: the message lists the allowed ones
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+            raise ConfigError(f"sites[{site!r}] (its number of patients) must be an integer "
+                              f">= 1; got {n!r}", step="synth")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    seeds = {site: site_seed(seed, site) for site in sites}
+    log.info("generating a %s synthetic cohort%s (seed %d) into %s",
+             " + ".join(f"{n} {s}" for s, n in sites.items()),
+             "" if images else " without images", seed, out)
+    specs = [_PatientSpec(seeds[site], i, site_settings(site), site_prefix(site))
+             for site, n in sites.items() for i in range(n)]
+    manifest, truth = _patient_tables(out, specs, images=images, jobs=jobs, progress=progress)
+    site_of = [site for site, n in sites.items() for _ in range(n)]
+    manifest["site"] = site_of
+    truth["site"] = site_of
+    manifest_path = out / "manifest.csv"
+    atomic_write_text(manifest_path, manifest.to_csv(index=False))
+    atomic_write_text(out / "truth.csv", truth.to_csv(index=False))
+    by_site = {}
+    for site, n in sites.items():
+        settings = site_settings(site)
+        part = _summary(truth[truth["site"] == site], n=n, seed=seeds[site], jobs=jobs,
+                        settings=settings, calib=calibration(settings), seconds=0.0)
+        for shared in ("jobs", "generation_seconds", "versions"):  # recorded once, on top
+            del part[shared]
+        by_site[site] = {**part, "id_prefix": site_prefix(site),
+                         "site_shift": _shift_json(settings)}
+    summary = {
+        "site": "multisite",
+        "sites": {site: int(n) for site, n in sites.items()},
+        "n": int(sum(sites.values())),
+        "seed": int(seed),
+        "site_seeds": seeds,
+        "jobs": int(jobs),
+        "images": bool(images),
+        "pcr_rate": float(truth["pcr"].mean()),
+        "by_site": by_site,
+        "generation_seconds": round(time.perf_counter() - start, 2),
+        "versions": _versions(),
+    }
+    atomic_write_text(out / "synth_summary.json", json.dumps(summary, indent=2) + "\n")
+    log.info("multi-site synthetic cohort written: %s (pCR rate %.2f)", manifest_path,
+             summary["pcr_rate"])
+    return manifest_path
+
+
+def _shift_json(settings: SynthSettings) -> dict[str, list]:
+    """:func:`site_shift_summary` against the development site, JSON-ready."""
+    return {k: list(v) for k, v in site_shift_summary(SITES["development"], settings).items()}
+
+
+def _patient_tables(out: Path, specs: list[_PatientSpec], *, images: bool, jobs: int,
+                    progress: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The manifest and truth tables of ``specs``, in their order (images written if asked)."""
+    if images:
+        return _imaging_rows(out, specs, jobs=jobs, progress=progress)
+    rows = [clinical_patient(s.seed, s.index, s.settings, prefix=s.prefix) for s in specs]
+    return (pd.DataFrame([r[0] for r in rows])[CLINICAL_MANIFEST_COLUMNS],
+            pd.DataFrame([r[1] for r in rows]))
+
+
+def _imaging_rows(out: Path, specs: list[_PatientSpec], *, jobs: int, progress: bool
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Generate and write every patient's images; the manifest and truth tables."""
-    work = [Job(patient_id(i, prefix), _write_patient, (out, seed, i, settings, prefix),
-                step="synth", tag=i) for i in range(n)]
+    work = [Job(patient_id(s.index, s.prefix), _write_patient,
+                (out, s.seed, s.index, s.settings, s.prefix), step="synth", tag=k)
+            for k, s in enumerate(specs)]
     outcomes = sorted(run_batch(work, workers=jobs, progress=progress,
                                 desc="synthetic cohort"), key=lambda o: o.job.tag)
     failed = [o.problem for o in outcomes if not o.ok]
     if failed:
         first = failed[0]
-        raise WorkbenchError(f"{len(failed)} of {n} patients could not be generated; first: "
-                             f"{first['message']}", patient=first["patient_id"],
+        raise WorkbenchError(f"{len(failed)} of {len(specs)} patients could not be generated; "
+                             f"first: {first['message']}", patient=first["patient_id"],
                              step=first["step"], path=first["file"])
     rows = [o.value for o in outcomes]
     return (pd.DataFrame([r["manifest"] for r in rows])[MANIFEST_COLUMNS],
@@ -310,11 +448,15 @@ def _summary(truth: pd.DataFrame, *, n: int, seed: int, jobs: int, settings: Syn
         "voxels_per_phase": (None if voxels is None else
                              {"mean": float(voxels.mean()), "max": int(voxels.max())}),
         "generation_seconds": round(float(seconds), 2),
-        "versions": {
-            "workbench": workbench.__version__,
-            "numpy": np.__version__,
-            "scipy": scipy.__version__,
-            "SimpleITK": sitk.Version_VersionString(),
-            "python": platform.python_version(),
-        },
+        "versions": _versions(),
+    }
+
+
+def _versions() -> dict[str, str]:
+    return {
+        "workbench": workbench.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "SimpleITK": sitk.Version_VersionString(),
+        "python": platform.python_version(),
     }

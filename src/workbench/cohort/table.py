@@ -25,9 +25,11 @@ images
     (``phases=()``, :attr:`CohortTable.has_images` False) and no image or mask column.
 kept extras
     ``mask_space`` (``grid`` / ``physical``: how a mask relates to its image, see
-    :func:`workbench.imaging.geometry.align_mask`) and ``source_dataset`` (the part of a
-    multi-source release a patient comes from). Any other column is dropped with one
-    ``warning`` naming it.
+    :func:`workbench.imaging.geometry.align_mask`), ``source_dataset`` (the part of a
+    multi-source release a patient comes from) and ``site`` (the scanner / centre a patient
+    was imaged at, e.g. by
+    :func:`~workbench.cohort.synthetic.generate_multisite_cohort`; the batch variable of
+    harmonisation). Any other column is dropped with one ``warning`` naming it.
 
 Clinical values: the coded columns accept the spellings of
 :data:`~workbench.cohort.coding.SPELLINGS` (``1``/``0``, ``pos``/``neg``, ``+``/``-``, ``ER+``,
@@ -97,7 +99,7 @@ CLINICAL_COLUMNS: tuple[str, ...] = ("age", "race", "er", "pgr", "hr", "her2", "
                                      "laterality", "mri_ld_mm")
 #: Columns beyond the cohort columns that loaders write and later stages read (module
 #: docstring); every other column is dropped with a warning.
-KEPT_EXTRA_COLUMNS: tuple[str, ...] = ("mask_space", "source_dataset")
+KEPT_EXTRA_COLUMNS: tuple[str, ...] = ("mask_space", "source_dataset", "site")
 #: What a patient ID may be (it names per-patient output files; see the module docstring).
 PATIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", re.ASCII)
 PATIENT_ID_RULE = ("1 to 64 characters: ASCII letters, digits, '_', '-' and '.', the first a "
