@@ -25,12 +25,14 @@ from workbench.names import (
     CLASSIFIER_NAMES,
     CLINICAL_ONLY_FORMATS,
     CODED_CLINICAL_COLUMNS,
+    CONTROL_KINDS,
     FEATURE_SET_NAMES,
     FEATURE_SETS,
     NETWORK_NAMES,
     PROTOCOL_NAMES,
     RUN_COHORT_FORMATS,
     STRATEGY_NAMES,
+    SYNTHETIC_SITES,
 )
 
 # Field types built from the one copy of each registry (workbench.names): a Literal over a
@@ -42,6 +44,8 @@ FeatureSetName = Literal[FEATURE_SET_NAMES]  # type: ignore[valid-type]
 ProtocolName = Literal[PROTOCOL_NAMES]  # type: ignore[valid-type]
 CodedColumn = Literal[CODED_CLINICAL_COLUMNS]  # type: ignore[valid-type]
 StrategyName = Literal[STRATEGY_NAMES]  # type: ignore[valid-type]
+ControlKind = Literal[CONTROL_KINDS]  # type: ignore[valid-type]
+SiteName = Literal[SYNTHETIC_SITES]  # type: ignore[valid-type]
 
 Probability = Annotated[float, Field(gt=0, lt=1)]
 
@@ -53,6 +57,10 @@ class _Section(BaseModel):
 class SyntheticConfig(_Section):
     n: Annotated[int, Field(ge=4, le=5000)] = 163
     seed: int = 0
+    sites: dict[SiteName, Annotated[int, Field(ge=2, le=5000)]] | None = Field(None, description=(
+        "a multi-site cohort instead of n development patients: patients per site, e.g. "
+        "{development: 100, second_scanner: 100} (same case mix and pCR law, another "
+        "scanner); the manifest gets a site column"))
 
 
 class CohortConfig(_Section):
@@ -129,6 +137,10 @@ class SelectionConfig(_Section):
     variance_threshold: Annotated[float, Field(ge=0)] = 1e-8
     alpha: Probability = 0.05
     lasso: LassoConfig = LassoConfig()
+    robust_icc: Annotated[float, Field(ge=0, le=1)] | None = Field(None, description=(
+        "keep only radiomics features whose ICC(3,1) under the robustness section's "
+        "perturbations is at least this (e.g. 0.75), before every strategy's selection; "
+        "label-free, so fitted once on all patients (needs robustness.enabled)"))
 
 
 class ProtocolConfig(_Section):
@@ -199,6 +211,86 @@ class AuditConfig(_Section):
         "classifier above) and each non-study strategy (honest; it has no paper variant)"))
 
 
+class ControlsConfig(_Section):
+    """Image negative controls (:mod:`workbench.imaging.controls`, ``workbench controls``)."""
+
+    enabled: bool = Field(False, description="run the controls stage in `workbench run`")
+    kinds: tuple[ControlKind, ...] = Field(CONTROL_KINDS, description=(
+        "shuffled: ROI voxels permuted; random: ROI refilled from its own histogram; moved: "
+        "the ROI moved to non-tumour body tissue; random_shape: a random ROI of the same "
+        "volume grown from the tumour centre"))
+    phases: tuple[str, ...] = Field(("early",), description=(
+        "radiomics phases derived and extracted for each control (the real images are "
+        "modelled on the same phases, so real and controls compare like with like)"))
+    classifier: ClassifierName = "lr"
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ControlsConfig:
+        for name in ("kinds", "phases"):
+            values = getattr(self, name)
+            if not values or len(set(values)) != len(values):
+                raise ValueError(f"controls.{name} must be distinct and non-empty, got "
+                                 f"{list(values)}")
+        return self
+
+
+class PerturbationConfig(_Section):
+    """One perturbed copy of every sampled patient (applied in this order: rotation and
+    translation, noise, mask operation; :mod:`workbench.imaging.perturb`)."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_+.-]*$", max_length=40)]
+    rotate_deg: Annotated[float, Field(ge=-30, le=30)] = 0.0
+    translate_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    noise_sd: Annotated[float, Field(ge=0, le=2)] = 0.0
+    mask: Literal["none", "erode", "dilate", "resegment"] = "none"
+
+
+#: The default perturbation set (see :mod:`workbench.imaging.perturb`): three chains of a
+#: small rotation or shift, noise at 5 % of the body SD and a one-voxel volume change or an
+#: intensity re-segmentation.
+DEFAULT_PERTURBATIONS = (
+    PerturbationConfig(name="rot-4_erode", rotate_deg=-4, translate_mm=(0.5, 0, 0),
+                       noise_sd=0.05, mask="erode"),
+    PerturbationConfig(name="rot+4_dilate", rotate_deg=4, translate_mm=(0, 0.5, 0),
+                       noise_sd=0.05, mask="dilate"),
+    PerturbationConfig(name="shift_reseg", translate_mm=(0, 0, 0.5), noise_sd=0.05,
+                       mask="resegment"),
+)
+
+
+class RobustnessConfig(_Section):
+    """Perturbation robustness: ICC(3,1) of every radiomics feature (``workbench
+    robustness``)."""
+
+    enabled: bool = Field(False, description="run the robustness stage in `workbench run`")
+    patients: Annotated[int, Field(ge=5, le=5000, description=(
+        "patients perturbed (a seeded, label-free sample; all when fewer)"))] = 40
+    seed: int = 0
+    perturbations: tuple[PerturbationConfig, ...] = DEFAULT_PERTURBATIONS
+    thresholds: tuple[Annotated[float, Field(ge=0, le=1)], ...] = (0.75, 0.9)
+
+    @model_validator(mode="after")
+    def _names(self) -> RobustnessConfig:
+        names = [p.name for p in self.perturbations]
+        if not names or len(set(names)) != len(names) or "original" in names:
+            raise ValueError(f"robustness.perturbations need distinct names other than "
+                             f"'original', at least one; got {names}")
+        return self
+
+
+class HarmonisationConfig(_Section):
+    """ComBat harmonisation of the image feature blocks, fitted inside every fold."""
+
+    method: Literal["none", "combat"] = "none"
+    batch: str = Field("site", description="cohort column naming each patient's site/scanner")
+    covariates: tuple[str, ...] = Field(("clin__age", "clin__subtype_*"), description=(
+        "clinical design columns (names or patterns) whose effects ComBat protects"))
+    compare: bool = Field(True, description=(
+        "also run the comparison stage: audit feature set with and without ComBat, ComBat "
+        "fitted on the whole cohort (the leak) and a null audit with ComBat"))
+
+
 class LimitsConfig(_Section):
     """Safety limits on the inputs: they refuse an input, never change a result (so no cache
     key holds them)."""
@@ -232,6 +324,9 @@ class RunConfig(_Section):
     protocol: ProtocolConfig = ProtocolConfig()
     strategies: StrategiesConfig = StrategiesConfig()
     audit: AuditConfig = AuditConfig()
+    controls: ControlsConfig = ControlsConfig()
+    robustness: RobustnessConfig = RobustnessConfig()
+    harmonisation: HarmonisationConfig = HarmonisationConfig()
     limits: LimitsConfig = LimitsConfig()
     source: str | None = Field(None, exclude=True, description="file the config came from")
 
@@ -255,6 +350,17 @@ class RunConfig(_Section):
                                  f"audit.feature_set '{self.audit.feature_set}' needs image "
                                  "features; use audit.feature_set: clinical or "
                                  "audit.permutations: 0")
+        missing = [p for p in self.controls.phases if p not in self.radiomics.phases]
+        if missing:
+            raise ValueError(f"controls.phases {missing} are not among radiomics.phases "
+                             f"{list(self.radiomics.phases)}")
+        if self.selection.robust_icc is not None and not self.robustness.enabled:
+            raise ValueError("selection.robust_icc needs robustness.enabled: true (the ICC "
+                             "table comes from the robustness stage)")
+        if self.cohort.format in CLINICAL_ONLY_FORMATS and (
+                self.controls.enabled or self.robustness.enabled):
+            raise ValueError(f"cohort.format '{self.cohort.format}' has no images: "
+                             "controls.enabled and robustness.enabled need images")
         for field in ("feature_sets", "classifiers"):
             values = getattr(self, field)
             if len(set(values)) != len(values):

@@ -123,3 +123,9 @@ def check_registry(owner: str, keys: object, names: tuple[str, ...]) -> None:
     if tuple(keys) != names:  # type: ignore[call-overload]
         raise AssertionError(f"{owner} keys {tuple(keys)} differ from "  # type: ignore
                              f"workbench.names {names}: add a name in both places")
+
+#: Image negative controls (:data:`workbench.imaging.controls.CONTROL_KINDS`, same order).
+CONTROL_KINDS: tuple[str, ...] = ("shuffled", "random", "moved", "random_shape")
+
+#: Sites the synthetic generator can play (:data:`workbench.cohort.synth_settings.SITES`).
+SYNTHETIC_SITES: tuple[str, ...] = ("development", "external", "second_scanner")

@@ -192,15 +192,15 @@ def test_decode_status_reads_spellings_maps_and_reports_the_sheet_column():
 
 # --------------------------------------------------------------------------- extra columns
 def test_unknown_columns_are_dropped_with_one_warning_documented_extras_kept():
-    raw = pd.DataFrame({"patient_id": ["A", "B"], "er": [1, 0], "site": ["x", "y"],
+    raw = pd.DataFrame({"patient_id": ["A", "B"], "er": [1, 0], "centre": ["x", "y"],
                         "Scanner": ["GE", "GE"], "source_dataset": ["ispy1", "duke"],
                         "mask_space": ["grid", "physical"]})
     table = validate_cohort(raw, name="t", phases=(), source="/x/c.csv")
     [note] = table.problems
     assert (note.patient_id, note.step, note.severity, note.file) == (
         None, "validate", "warning", "/x/c.csv")
-    assert note.message.startswith("columns ['site', 'Scanner'] are not cohort columns; ignored")
-    assert "site" not in table.df and "Scanner" not in table.df
+    assert note.message.startswith("columns ['centre', 'Scanner'] are not cohort columns; ignored")
+    assert "centre" not in table.df and "Scanner" not in table.df
     assert table.df["source_dataset"].tolist() == ["ispy1", "duke"]
     assert table.df["mask_space"].tolist() == ["grid", "physical"]
 

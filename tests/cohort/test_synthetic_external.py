@@ -70,7 +70,8 @@ def test_external_site_is_recalibrated_to_its_own_rates():
 
 
 def test_unknown_site_is_refused_naming_the_allowed_ones(tmp_path):
-    with pytest.raises(ConfigError, match=r"one of \['development', 'external'\]; got 'mars'"):
+    with pytest.raises(ConfigError,
+                       match=r"one of \[.development., .external., .second_scanner.\]; got .mars."):
         site_settings("mars")
     with pytest.raises(ConfigError, match="external"):
         generate_cohort(tmp_path / "x", n=2, site="mars", images=False, progress=False)

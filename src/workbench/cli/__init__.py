@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", required=True, help="output folder (manifest.csv + NIfTI files)")
     p.add_argument("--jobs", type=_WORKERS, default=2, help="parallel workers (default 2)")
-    p.add_argument("--site", default="development", choices=("development", "external"),
+    p.add_argument("--site", default="development", choices=names.SYNTHETIC_SITES,
                    help="development (default: the I-SPY1-like cohort, IDs SYN0001...) or "
                         "external: the same pCR law at another site (other scanner, noise, "
                         "case mix and pCR prevalence; IDs EXT0001...)")
@@ -149,6 +149,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true",
                    help="rerun even when inputs, settings and code are unchanged")
     p.set_defaults(handler="audit")
+
+    rigour = {
+        "controls": "image negative controls: derived images (ROI shuffled, random, moved, "
+                    "random shape) through the same extraction and honest modelling",
+        "robustness": "perturbation robustness: ICC(3,1) of every radiomics feature over "
+                      "rotated, noisy, re-segmented copies of a patient sample",
+        "harmonisation": "ComBat comparison on a multi-site run: none / in-fold / whole "
+                         "cohort, with a null audit of each",
+    }
+    for name, text in rigour.items():
+        p = sub.add_parser(name, help=text, description=text + ". Writes into the run "
+                           "directory (README: radiomics rigour); cached by inputs, settings "
+                           "and code.")
+        p.add_argument("--run", required=True, help="a finished run directory")
+        p.add_argument("--config", default=None,
+                       help="run config (default configs/demo.yaml, see 'run')")
+        if name != "harmonisation":
+            p.add_argument("--cache", default=None,
+                           help="image and feature caches (default data/interim)")
+        p.add_argument("--jobs", type=_WORKERS, default=None)
+        p.add_argument("--force", action="store_true",
+                       help="rerun even when inputs, settings and code are unchanged")
+        p.set_defaults(handler=name)
 
     def external_args(p: argparse.ArgumentParser) -> None:
         p.add_argument("--model", required=True,

@@ -250,6 +250,51 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_controls(args: argparse.Namespace) -> int:
+    from workbench.pipeline.controls import control_lines, controls_stage
+
+    cfg = _config(args)
+    result = controls_stage(cfg, Path(args.run), Path(args.cache) if args.cache else None,
+                            jobs=args.jobs or cfg.jobs, progress=not args.quiet,
+                            force=args.force)
+    if result.cached:
+        print("controls: unchanged inputs, settings and code: reused (--force reruns)")
+    print("\n".join(control_lines(result)))
+    for problem in result.problems[:10]:
+        print(f"  {problem}")
+    print(f"Controls: {RunDir(args.run).path('control_auc')}")
+    return 0
+
+
+def cmd_robustness(args: argparse.Namespace) -> int:
+    from workbench.pipeline.robustness import robustness_lines, robustness_stage
+
+    cfg = _config(args)
+    result = robustness_stage(cfg, Path(args.run), Path(args.cache) if args.cache else None,
+                              jobs=args.jobs or cfg.jobs, progress=not args.quiet,
+                              force=args.force)
+    if result.cached:
+        print("robustness: unchanged inputs, settings and code: reused (--force reruns)")
+    print("\n".join(robustness_lines(result)))
+    for problem in result.problems[:10]:
+        print(f"  {problem}")
+    print(f"ICC table: {RunDir(args.run).path('icc')}")
+    return 0
+
+
+def cmd_harmonisation(args: argparse.Namespace) -> int:
+    from workbench.pipeline.harmonisation import harmonisation_lines, harmonisation_stage
+
+    cfg = _config(args)
+    table = harmonisation_stage(cfg, Path(args.run), jobs=args.jobs or cfg.jobs,
+                                progress=not args.quiet, force=args.force)
+    if table.attrs.get("cached"):
+        print("harmonisation: unchanged inputs, settings and code: reused (--force reruns)")
+    print("\n".join(harmonisation_lines(table)))
+    print(f"Harmonisation: {RunDir(args.run).path('harmonisation_auc')}")
+    return 0
+
+
 def _coding(path: str | None) -> dict:
     """A ``--coding`` YAML file, validated as a run config's ``cohort.coding``."""
     if not path:

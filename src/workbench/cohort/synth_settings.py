@@ -18,6 +18,7 @@ import dataclasses
 import math
 
 from workbench.errors import ConfigError
+from workbench.names import SYNTHETIC_SITES, check_registry
 
 SUBTYPES: tuple[str, ...] = ("HR+/HER2-", "HER2+", "triple negative")
 
@@ -306,6 +307,7 @@ SITES: dict[str, SynthSettings] = {
 #: Patient-ID prefix of each site (``SYN0001``, ``EXT0001``, ``SCB0001``...): IDs never clash
 #: across sites.
 SITE_PREFIX: dict[str, str] = {"development": "SYN", "external": "EXT", "second_scanner": "SCB"}
+check_registry("workbench.cohort.synth_settings.SITES", SITES, SYNTHETIC_SITES)
 
 
 def site_settings(site: str) -> SynthSettings:

@@ -53,9 +53,11 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage, signal
 
+from workbench import names
 from workbench.errors import ConfigError, WorkbenchError
 from workbench.imaging.body import body_mask
 from workbench.imaging.steps import require_choice, require_same_grid, step_context
+from workbench.names import check_registry
 
 STEP = "control"
 BORDER = 6  # PyRadiomics' padDistance 5 + 1: the cropped ROI box never leaves the image
@@ -341,6 +343,7 @@ CONTROL_KINDS: dict[str, Callable[..., tuple[Images, sitk.Image]]] = {
     "random_shape": random_shape_roi,
 }
 NEEDS_BODY = frozenset({"moved", "random_shape"})
+check_registry("workbench.imaging.controls.CONTROL_KINDS", CONTROL_KINDS, names.CONTROL_KINDS)
 
 
 def derive_control(kind: str, images: Mapping[str, sitk.Image], mask: sitk.Image, *,

@@ -50,8 +50,6 @@ from workbench.models.fusion import FusionModel, load_model, save_model
 from workbench.pipeline.models import load_modelling_inputs
 from workbench.pipeline.settings import (
     classifiers_for,
-    selector_factory,
-    strategy_factory,
 )
 from workbench.pipeline.stages import feature_stages, preprocess_stage
 from workbench.rundir import VALIDATION_FILES, RunDir, check_component
@@ -450,9 +448,13 @@ def refit_stage(model_path: Path, *, run: Path | None = None, out: Path | None =
                           step="refit")
     features, clinical, y = load_modelling_inputs(
         dev_run, image_free=not needs_image_features(model))
-    refit = refit_on_development(model, features, clinical, y,
-                                 selector=selector_factory(cfg), make_clf=classifiers_for(cfg),
-                                 make_strategy=strategy_factory(cfg), seed=cfg.seed)
+    # the same label-free steps as the run (robustness filter, ComBat on the run's sites)
+    from workbench.pipeline.models import label_free_steps
+
+    selector, make_strategy = label_free_steps(cfg, dev_run, None, clinical).factories(cfg)
+    refit = refit_on_development(model, features, clinical, y, selector=selector,
+                                 make_clf=classifiers_for(cfg), make_strategy=make_strategy,
+                                 seed=cfg.seed)
     meta = dict(model.metadata or {})
     meta.update({
         "train_patients": list(map(str, y.index)),

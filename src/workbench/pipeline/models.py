@@ -41,6 +41,7 @@ from workbench.names import LEAKAGE_WARNING
 from workbench.pipeline import cache
 from workbench.pipeline.settings import (
     classifiers_for,
+    harmonisation_inputs,
     modelling_settings,
     needs_images,
     protocol_settings,
@@ -213,6 +214,56 @@ def _with_tuned(settings: dict, tuned: tuple[str, ...]) -> dict:
     return {**settings, "label_tuned_blocks": list(tuned)} if tuned else settings
 
 
+@dataclass
+class LabelFreeSteps:
+    """The steps put before every strategy's selection that use no label (see
+    :func:`~workbench.pipeline.settings.selector_factory`): the ICC of each radiomics feature
+    for ``selection.robust_icc`` and ComBat's ``(batch, covariates)``."""
+
+    robust: pd.Series | None = None
+    harmonise: tuple[pd.Series, pd.DataFrame | None] | None = None
+
+    def key_frames(self) -> list:
+        """What the stage cache keys must hold besides the modelling inputs."""
+        out = [] if self.robust is None else [self.robust]
+        if self.harmonise is not None:
+            out.append(self.harmonise[0])
+            if self.harmonise[1] is not None:
+                out.append(self.harmonise[1])
+        return out
+
+    def factories(self, cfg: RunConfig):
+        """``(selector, strategy)`` factories with these steps."""
+        return (selector_factory(cfg, robust=self.robust, harmonise=self.harmonise),
+                strategy_factory(cfg, robust=self.robust, harmonise=self.harmonise))
+
+
+def label_free_steps(cfg: RunConfig, run_dir: Path | RunDir, cohort: pd.DataFrame | None,
+                     clinical: pd.DataFrame) -> LabelFreeSteps:
+    """:class:`LabelFreeSteps` of the config, read from the run (``robustness/icc.csv``) and
+    the cohort (the batch column).
+
+    Raises
+    ------
+    WorkbenchError
+        ``selection.robust_icc`` without the robustness stage's ICC table in the run.
+    """
+    run = RunDir(run_dir)
+    robust = None
+    if cfg.selection.robust_icc is not None:
+        if not run.exists("icc"):
+            raise WorkbenchError(f"selection.robust_icc needs {run.path('icc')} (the "
+                                 "robustness stage: workbench robustness --run RUN, or "
+                                 "robustness.enabled in the run config)", step="model")
+        icc = run.read("icc")
+        robust = pd.Series(icc["icc"].to_numpy(float), index=icc["feature"].astype(str),
+                           name="icc")
+    if cfg.harmonisation.method != "none" and cohort is None:
+        cohort = run.read("cohort")
+    harmonise = harmonisation_inputs(cfg, cohort, clinical) if cohort is not None else None
+    return LabelFreeSteps(robust, harmonise)
+
+
 def check_strategy_inputs(cfg: RunConfig, features: pd.DataFrame,
                           clinical: pd.DataFrame) -> None:
     """Refuse, before any fit, a ``strategies.prespecified`` or ``strategies.unpenalised``
@@ -230,7 +281,8 @@ def check_strategy_inputs(cfg: RunConfig, features: pd.DataFrame,
 def run_models(cfg: RunConfig, features: pd.DataFrame, clinical: pd.DataFrame, y: pd.Series,
                run_dir: str | Path | RunDir, *, jobs: int | None = None, progress: bool = False,
                shap_sets: tuple[str, ...] | None = None, save_models: bool = True,
-               n_boot: int = 1000, tuned: tuple[str, ...] | None = None) -> ModelStageResult:
+               n_boot: int = 1000, tuned: tuple[str, ...] | None = None,
+               steps: LabelFreeSteps | None = None) -> ModelStageResult:
     """Run every configured protocol and write the ``models/`` tables of ``run_dir``.
 
     ``tuned``: blocks fitted on labels before modelling (default
@@ -244,6 +296,7 @@ def run_models(cfg: RunConfig, features: pd.DataFrame, clinical: pd.DataFrame, y
     strategies, strategy_sets = strategy_grid(cfg)
     check_strategy_inputs(cfg, features, clinical)
     classifiers = cfg.classifiers if "study" in cfg.strategies.names else ()
+    selector, make_strategy = (steps or LabelFreeSteps()).factories(cfg)
     results: dict[str, ProtocolResult] = {}
     for protocol in cfg.protocol.kinds:
         log.info("protocol %s: %d feature sets x %d classifiers; strategies %s on %d sets",
@@ -251,10 +304,10 @@ def run_models(cfg: RunConfig, features: pd.DataFrame, clinical: pd.DataFrame, y
                  len(strategy_sets))
         results[protocol] = run_protocol(
             protocol, features, clinical, y, feature_sets=cfg.feature_sets,
-            classifiers=classifiers, selector=selector_factory(cfg),
+            classifiers=classifiers, selector=selector,
             make_clf=classifiers_for(cfg), settings=settings, progress=progress,
             strategies=strategies, strategy_sets=strategy_sets,
-            make_strategy=strategy_factory(cfg))
+            make_strategy=make_strategy)
 
     preds = pd.concat([r.predictions for r in results.values()], ignore_index=True)
     metrics = evaluate(preds, threshold_rule=cfg.protocol.threshold,
@@ -315,7 +368,9 @@ def model_stage(cfg: RunConfig, run_dir: Path | RunDir, cohort: pd.DataFrame | N
     excluded = modelling_exclusions(run, cohort, features, y)
     run.write("model_excluded", excluded)
     tuned = label_tuned_blocks(cfg, run, features)
-    key = cache.stage_key([features, clinical, y], _with_tuned(modelling_settings(cfg), tuned))
+    steps = label_free_steps(cfg, run, cohort, clinical)
+    key = cache.stage_key([features, clinical, y, *steps.key_frames()],
+                          _with_tuned(modelling_settings(cfg), tuned))
     key_file = run.path("models_key")
     outputs = [run.path(name) for name in MODEL_OUTPUTS]
     record = None if force else cache.is_current(key_file, key, outputs)
@@ -329,7 +384,7 @@ def model_stage(cfg: RunConfig, run_dir: Path | RunDir, cohort: pd.DataFrame | N
     run.folder("models_key")
     cache.invalidate(key_file)
     result = run_models(cfg, features, clinical, y, run, jobs=jobs, progress=progress,
-                        tuned=tuned)
+                        tuned=tuned, steps=steps)
     cache.mark_done(key_file, key, seconds=round(result.seconds, 1))
     result.excluded, result.n_used = excluded, len(y)
     return result
@@ -355,7 +410,8 @@ def audit_stage(cfg: RunConfig, run_dir: Path | RunDir, *, permutations: int | N
     except WorkbenchError as exc:
         log.warning("%s", exc.message)
         raise
-    key = cache.stage_key([features, clinical, y], _with_tuned({
+    steps = label_free_steps(cfg, run, None, clinical)
+    key = cache.stage_key([features, clinical, y, *steps.key_frames()], _with_tuned({
         **modelling_settings(cfg), "permutations": permutations,
         "feature_set": feature_set, "classifier": classifier,
         "strategies": list(cfg.audit.strategies)}, tuned))
@@ -373,14 +429,15 @@ def audit_stage(cfg: RunConfig, run_dir: Path | RunDir, *, permutations: int | N
     run.folder("audit_key")
     cache.invalidate(key_file)
     strategies = tuple(n for n in cfg.audit.strategies if n != "study")
+    selector, make_strategy = steps.factories(cfg)
     audit = null_audit(features, clinical, y,
-                       selector=selector_factory(cfg), make_clf=classifiers_for(cfg),
+                       selector=selector, make_clf=classifiers_for(cfg),
                        permutations=permutations, feature_set=feature_set,
                        classifier=classifier if "study" in cfg.audit.strategies else None,
                        protocols=("honest", "paper"),
                        settings=protocol_settings(cfg, jobs=jobs, repeats=1), seed=cfg.seed,
                        progress=progress, tuned_blocks=tuned, strategies=strategies,
-                       make_strategy=strategy_factory(cfg))
+                       make_strategy=make_strategy)
     run.write("audit", audit)
     summary = summarise(audit)
     run.write("audit_summary", summary)

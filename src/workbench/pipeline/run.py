@@ -10,6 +10,7 @@ The layout of the run directory is :mod:`workbench.rundir`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from contextlib import contextmanager
@@ -25,10 +26,13 @@ from workbench.evaluation.summary import calibration_warnings, headline
 from workbench.features.extract import FeatureResult
 from workbench.hashing import remembered_digests
 from workbench.names import MODEL_STRATEGIES
+from workbench.pipeline.controls import control_lines, controls_stage
 from workbench.pipeline.diagnostics import known_truth_lines, known_truth_stage
+from workbench.pipeline.harmonisation import harmonisation_lines, harmonisation_stage
 from workbench.pipeline.manifest import manifest_stage
 from workbench.pipeline.models import ModelStageResult, audit_stage, model_stage
 from workbench.pipeline.preprocess import PreprocessResult
+from workbench.pipeline.robustness import robustness_lines, robustness_stage
 from workbench.pipeline.settings import (
     default_cache,
     default_run_dir,
@@ -163,7 +167,13 @@ def _run_stages(cfg: RunConfig, run: RunDir, cache: Path, *, jobs: int, schedule
                                      None, "warning")])
 
     models = audit = truth = None
+    rigour: dict[str, object] = {}
     cohort.save(run.path("cohort").parent)  # the modelling and audit stages read it
+    if pre is not None and cfg.robustness.enabled and "radiomics" in feats:
+        with _timed(timings, "robustness"):  # before the models: selection.robust_icc
+            rigour["robustness"] = _optional_stage(
+                cohort, "robustness", lambda: robustness_stage(
+                    cfg, run, cache, jobs=jobs, progress=progress))
     if len(cohort.labelled()) and (cfg.classifiers or len(cfg.strategies.names) > 1):
         with _timed(timings, "models"):
             try:
@@ -178,6 +188,16 @@ def _run_stages(cfg: RunConfig, run: RunDir, cache: Path, *, jobs: int, schedule
                 except WorkbenchError as exc:
                     cohort.add_problems([Problem(None, "audit", f"null audit skipped: "
                                                  f"{exc.message}", None, "warning")])
+    if models is not None and cfg.harmonisation.method != "none" and cfg.harmonisation.compare:
+        with _timed(timings, "harmonisation"):
+            rigour["harmonisation"] = _optional_stage(
+                cohort, "harmonisation", lambda: harmonisation_stage(
+                    cfg, run, jobs=jobs, progress=progress))
+    if models is not None and pre is not None and cfg.controls.enabled and "radiomics" in feats:
+        with _timed(timings, "controls"):
+            rigour["controls"] = _optional_stage(
+                cohort, "controls", lambda: controls_stage(
+                    cfg, run, cache, jobs=jobs, progress=progress))
     if models is not None:  # synthetic cohorts: how close the models come to the truth
         with _timed(timings, "known_truth"):
             try:
@@ -197,12 +217,41 @@ def _run_stages(cfg: RunConfig, run: RunDir, cache: Path, *, jobs: int, schedule
         with _timed(timings, "report"):
             report = report_stage(run)
     summary = _summary(cohort, pre, feats, models, audit, ibsi, timings, run)
+    summary[-2:-2] = _rigour_lines(rigour)
     if truth is not None:  # after the headline AUCs, before the problems line
         summary[-2:-2] = known_truth_lines(truth)
         for line in known_truth_lines(truth):
             log.info(line)
     return RunResult(run.root, summary, report, timings, models, audit, feats,
                      n_excluded=_n_excluded(pre, feats, cohort))
+
+
+def _optional_stage(cohort: CohortTable, name: str, stage):
+    """Run a stage whose failure must not lose the run: a WorkbenchError is recorded as a
+    warning problem naming the stage, and None returned."""
+    try:
+        result = stage()
+    except WorkbenchError as exc:
+        cohort.add_problems([Problem(None, name, f"{name} stage skipped: {exc.message}", None,
+                                     "warning")])
+        return None
+    problems = getattr(result, "problems", None) or []
+    cohort.add_problems([dataclasses.replace(p, severity="warning") for p in problems])
+    return result
+
+
+def _rigour_lines(rigour: dict) -> list[str]:
+    """Summary lines of the robustness, harmonisation and controls stages that ran."""
+    lines = []
+    if rigour.get("robustness") is not None:
+        lines += robustness_lines(rigour["robustness"])
+    if rigour.get("harmonisation") is not None:
+        lines += harmonisation_lines(rigour["harmonisation"])
+    if rigour.get("controls") is not None:
+        lines += control_lines(rigour["controls"])
+    for line in lines:
+        log.info(line)
+    return lines
 
 
 def _n_excluded(pre: PreprocessResult | None, feats: dict[str, FeatureResult],

@@ -168,8 +168,28 @@ def fine_tune_split(labels: pd.Series, cfg: RunConfig) -> dict:
 
 
 # --------------------------------------------------------------------------- modelling
-def selector_factory(cfg: RunConfig):
-    """``factory(block, seed)`` building the configured selection pipeline for a block."""
+def _prefix_steps(robust: pd.Series | None, threshold: float | None,
+                  harmonise: tuple[pd.Series, pd.DataFrame | None] | None) -> list:
+    """The label-free steps put before every strategy's selection: the robustness filter
+    (``selection.robust_icc``), then ComBat (``harmonisation.method: combat``)."""
+    from workbench.selection import ComBat, RobustnessFilter
+
+    steps = []
+    if robust is not None:
+        steps.append(("robust", RobustnessFilter(icc=robust, threshold=threshold)))
+    if harmonise is not None:
+        batch, covariates = harmonise
+        steps.append(("harmonise", ComBat(batch=batch, covariates=covariates)))
+    return steps
+
+
+def selector_factory(cfg: RunConfig, *, robust: pd.Series | None = None,
+                     harmonise: tuple[pd.Series, pd.DataFrame | None] | None = None):
+    """``factory(block, seed)`` building the configured selection pipeline for a block.
+
+    ``robust``: the ICC(3,1) of each radiomics feature (``robustness/icc.csv``), applied with
+    ``selection.robust_icc``; ``harmonise``: ``(batch, covariates)`` for an in-fold ComBat
+    step (see :func:`harmonisation_inputs`)."""
     lasso = cfg.selection.lasso
     kwargs = {"model": lasso.model, "alphas": lasso.n_alphas, "alpha_min": lasso.alpha_min,
               "alpha_max": lasso.alpha_max, "cv": lasso.cv_folds, "max_iter": lasso.max_iter,
@@ -183,8 +203,9 @@ def selector_factory(cfg: RunConfig):
         # Without medians (learnt on the fitting patients only) one NaN in a kept feature
         # loses the whole block, or stops the run when the NaN is in an evaluation patient.
         impute = SimpleImputer(strategy="median", keep_empty_features=True)
-        return Pipeline([*pipe.steps[:2], ("impute", impute), *pipe.steps[2:]]).set_output(
-            transform="pandas")
+        first = _prefix_steps(robust, cfg.selection.robust_icc, harmonise)
+        return Pipeline([*first, *pipe.steps[:2], ("impute", impute),
+                         *pipe.steps[2:]]).set_output(transform="pandas")
 
     return make
 
@@ -215,13 +236,77 @@ def strategy_settings(cfg: RunConfig) -> StrategySettings:
                             unpenalised=tuple(st.unpenalised))
 
 
-def _strategy(name: str, seed: int, *, settings: StrategySettings):
-    return strategy_pipeline(name, settings, seed=seed)
+def _strategy(name: str, seed: int, *, settings: StrategySettings, first: list | None = None):
+    pipe = strategy_pipeline(name, settings, seed=seed)
+    if not first:
+        return pipe
+    steps = []
+    for step_name, step in first:
+        if step_name == "harmonise":  # strategies see clin__ columns too: harmonise the rest
+            from sklearn.compose import ColumnTransformer, make_column_selector
+
+            step = ColumnTransformer(
+                [("combat", step, make_column_selector(pattern=r"^(?!clin__)"))],
+                remainder="passthrough", verbose_feature_names_out=False)
+        steps.append((step_name, step))
+    return Pipeline([*steps, *pipe.steps]).set_output(transform="pandas")
 
 
-def strategy_factory(cfg: RunConfig):
-    """``factory(name, seed)``: the pipeline of a non-study strategy."""
-    return partial(_strategy, settings=strategy_settings(cfg))
+def strategy_factory(cfg: RunConfig, *, robust: pd.Series | None = None,
+                     harmonise: tuple[pd.Series, pd.DataFrame | None] | None = None):
+    """``factory(name, seed)``: the pipeline of a non-study strategy (with the same
+    robustness filter and ComBat step as :func:`selector_factory`)."""
+    return partial(_strategy, settings=strategy_settings(cfg),
+                   first=_prefix_steps(robust, cfg.selection.robust_icc, harmonise))
+
+
+def harmonisation_inputs(cfg: RunConfig, cohort: pd.DataFrame, clinical: pd.DataFrame
+                         ) -> tuple[pd.Series, pd.DataFrame | None] | None:
+    """``(batch, covariates)`` of an in-fold ComBat step, or None when
+    ``harmonisation.method`` is ``none``.
+
+    ``batch``: the cohort's ``harmonisation.batch`` column per patient; ``covariates``: the
+    clinical design columns matching ``harmonisation.covariates``, a missing value filled with
+    the column's median over every patient (label-free: ComBat needs a complete design).
+
+    Raises
+    ------
+    ConfigError
+        When the batch column is absent, a patient has no batch value, there is a single
+        batch, or a covariate pattern matches no column.
+    """
+    h = cfg.harmonisation
+    if h.method == "none":
+        return None
+    from workbench.selection import check_patterns, match_patterns
+
+    if h.batch not in cohort.columns:
+        raise ConfigError(f"harmonisation.batch: the cohort has no column {h.batch!r} "
+                          f"(columns: {', '.join(map(str, cohort.columns))})", step="config",
+                          path=cfg.source)
+    batch = pd.Series(cohort[h.batch].to_numpy(), index=cohort["patient_id"].astype(str))
+    batch = batch.loc[[i for i in clinical.index.astype(str) if i in batch.index]]
+    missing = batch.index[batch.isna()].tolist()
+    if missing:
+        raise ConfigError(f"harmonisation.batch: {len(missing)} patients have no "
+                          f"{h.batch!r} value (e.g. {missing[:5]}); ComBat needs each "
+                          "patient's site", step="config", path=cfg.source)
+    if batch.nunique() < 2:
+        raise ConfigError(f"harmonisation: the cohort has a single {h.batch!r} "
+                          f"({batch.iloc[0] if len(batch) else 'none'}); ComBat needs two "
+                          "sites or more", step="config", path=cfg.source)
+    batch = batch.astype(str)
+    if h.covariates:
+        check_patterns(h.covariates, clinical.columns, where="the clinical design matrix",
+                       what="harmonisation.covariates")
+    matched = match_patterns(h.covariates, clinical.columns)
+    cols = list(dict.fromkeys(c for found in matched.values() for c in found))
+    covariates = None
+    if cols:
+        covariates = clinical[cols].astype(float)
+        covariates = covariates.fillna(covariates.median())
+        covariates.index = covariates.index.astype(str)
+    return batch, covariates
 
 
 def strategy_grid(cfg: RunConfig) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -243,5 +328,12 @@ def protocol_settings(cfg: RunConfig, *, jobs: int | None = None,
 
 def modelling_settings(cfg: RunConfig) -> dict:
     """The config sections that shape the modelling results (part of the stage cache key)."""
-    return cfg.model_dump(mode="json", include={"seed", "selection", "feature_sets",
-                                                "classifiers", "protocol", "strategies"})
+    dump = cfg.model_dump(mode="json", include={"seed", "selection", "feature_sets",
+                                                "classifiers", "protocol", "strategies",
+                                                "harmonisation"})
+    # sections added later stay out of the key at their defaults: older runs keep their keys
+    if dump["selection"].get("robust_icc") is None:
+        dump["selection"].pop("robust_icc", None)
+    if dump["harmonisation"]["method"] == "none":
+        dump.pop("harmonisation")
+    return dump

@@ -18,7 +18,7 @@ import pandas as pd
 
 from workbench.cohort import load_cohort
 from workbench.cohort.check import QCReport, check_cohort
-from workbench.cohort.synthetic import generate_cohort
+from workbench.cohort.synthetic import generate_cohort, generate_multisite_cohort
 from workbench.cohort.table import CohortTable, Problem
 from workbench.config import RunConfig
 from workbench.errors import CohortError, WorkbenchError
@@ -75,7 +75,13 @@ def cohort_stage(cfg: RunConfig, *, jobs: int = 1, progress: bool = True) -> Coh
     if fmt == "synthetic":
         path = synthetic_cohort_dir(cfg)
         syn = cfg.cohort.synthetic
-        if not _synthetic_matches(path, syn.n, syn.seed):
+        if syn.sites:
+            if not _multisite_matches(path, dict(syn.sites), syn.seed):
+                log.info("generating the multi-site synthetic cohort (%s, seed=%d) in %s",
+                         dict(syn.sites), syn.seed, path)
+                generate_multisite_cohort(path, dict(syn.sites), seed=syn.seed, jobs=jobs,
+                                          progress=progress)
+        elif not _synthetic_matches(path, syn.n, syn.seed):
             log.info("generating the synthetic cohort (n=%d, seed=%d) in %s", syn.n, syn.seed,
                      path)
             generate_cohort(path, n=syn.n, seed=syn.seed, jobs=jobs, progress=progress)
@@ -87,14 +93,23 @@ def cohort_stage(cfg: RunConfig, *, jobs: int = 1, progress: bool = True) -> Coh
                        coding=dict(cfg.cohort.coding))
 
 
+def _multisite_matches(path: Path, sites: dict[str, int], seed: int) -> bool:
+    summary = path / "synth_summary.json"
+    if not (path / "manifest.csv").is_file() or not summary.is_file():
+        return False
+    info = json.loads(summary.read_text())
+    return info.get("sites") == sites and info.get("seed") == seed
+
+
 def _synthetic_matches(path: Path, n: int, seed: int) -> bool:
     summary = path / "synth_summary.json"
     if not (path / "manifest.csv").is_file() or not summary.is_file():
         return False
     info = json.loads(summary.read_text())
-    # a run's cohort is the development site with images (an external or image-less cohort
-    # written into the same folder must not pass for it; older summaries lack both keys)
-    return (info.get("n") == n and info.get("seed") == seed
+    # a run's cohort is the development site with images (an external, multi-site or
+    # image-less cohort written into the same folder must not pass for it; older summaries
+    # lack these keys)
+    return (info.get("n") == n and info.get("seed") == seed and not info.get("sites")
             and info.get("site", "development") == "development" and info.get("images", True))
 
 
