@@ -27,6 +27,7 @@ from workbench.app.views import (
     ValidationView,
 )
 from workbench.app.views._common import HTML, e
+from workbench.app.views.rigour import RIGOUR_PANELS, RigourView
 
 __all__ = ["TAB_NAMES", "VALIDATION_TAB", "dashboard", "error_page", "sidebar", "tabs"]
 
@@ -105,6 +106,18 @@ def _validation_tab(state: DashboardState) -> pn.Column:
         pn.param.ParamMethod(view.content, lazy=True), sizing_mode="stretch_width")
 
 
+def _rigour_panes(state: DashboardState) -> list:
+    """The Audit tab's radiomics-rigour panels (negative controls, robustness,
+    harmonisation), only those whose files the run holds: text first, then its figures."""
+    view = RigourView(state)
+    panes = []
+    for panel in view.present:
+        text, *figures = RIGOUR_PANELS[panel]
+        panes.append(_html(getattr(view, text)(), css_classes=[f"wb-rigour-{panel}"]))
+        panes += [_fig(getattr(view, name)) for name in figures]
+    return panes
+
+
 def tabs(state: DashboardState) -> pn.Tabs:
     """The seven tabs of :data:`TAB_NAMES`, each a column of panes bound to one view, then
     :data:`VALIDATION_TAB` when the run holds an external validation."""
@@ -137,7 +150,7 @@ def tabs(state: DashboardState) -> pn.Tabs:
         ("Audit", pn.Column(
             _html(audit.header), _html(audit.provenance()), _html(audit.audit_table()),
             _fig(audit.audit_histogram), _html(audit.known_truth()),
-            _html(audit.versions()))),
+            *_rigour_panes(state), _html(audit.versions()))),
         *([(VALIDATION_TAB, _validation_tab(state))] if state.store.validations else []),
         dynamic=True, sizing_mode="stretch_width")
 

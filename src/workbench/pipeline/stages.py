@@ -220,7 +220,10 @@ def table1_or_problem(cohort: CohortTable, run: RunDir, cfg: RunConfig) -> None:
 #: :data:`workbench.rundir.RUN_FILES`; a test checks that the report reads no other).
 REPORT_INPUTS = ("cohort", "problems", "table1", "selection", "metrics", "predictions",
                  "signatures", "lasso_cv", "shap", "audit", "audit_summary", "ibsi_report",
-                 "skipped", "deep_weights", "known_truth")
+                 "skipped", "deep_weights", "known_truth",
+                 "control_auc", "controls_summary", "icc", "robust_counts", "robust_selected",
+                 "robustness_summary", "harmonisation_auc", "harmonisation_audit",
+                 "site_features")
 #: The packages and modules whose code builds the report.
 REPORT_CODE = ("report", "plots", "evaluation", "rundata", "rundir", "names")
 

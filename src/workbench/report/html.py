@@ -3,7 +3,8 @@
 :func:`build_report` reads the run through :class:`~workbench.rundata.RunData` and writes
 provenance, Table 1, the selection funnel, Table 2 per protocol, the ablation table
 (Table S2), ROC, decision curves, calibration, signature boxplots, SHAP, the null audit, the
-IBSI result and the full manifest. The sections are built in :mod:`.sections` onto the page of
+IBSI result, the radiomics-rigour part (:mod:`.rigour`, when the run holds its files) and the
+full manifest. The sections are built in :mod:`.sections` onto the page of
 :mod:`.page`, which escapes every text and turns a failing section or figure into a note.
 """
 
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from workbench.names import LEAKAGE_WARNING
 from workbench.report.page import Page, escape
+from workbench.report.rigour import add_rigour
 from workbench.report.sections import SECTIONS, SHOWN_ONLY_WITH
 from workbench.rundata import RunData
 
@@ -68,6 +70,7 @@ def build_report(run_dir: str | Path, out_html: str | Path | None = None, *,
         if heading in SHOWN_ONLY_WITH and not run.has(SHOWN_ONLY_WITH[heading]):
             continue
         page.section(heading, lambda build=build: build(page, run))
+    add_rigour(page, run)  # negative controls, robustness, harmonisation: when present
     page.heading("Full provenance")
     page.note("run_manifest.json as written by the run that built this report. A later run "
               "that changed nothing this report shows keeps the report, so the creation "
