@@ -33,7 +33,9 @@ from workbench.batch import Job, run_batch
 from workbench.cohort.table import MASK_COLUMN, Problem, image_column
 from workbench.errors import WorkbenchError
 from workbench.hashing import code_digest, digest_many, json_digest
+from workbench.imaging.controls import derive_control
 from workbench.imaging.io import read_image, write_image
+from workbench.imaging.perturb import Perturbation, apply_perturbation
 
 __all__ = ["DERIVATIONS", "derive_cohort"]
 
@@ -48,12 +50,8 @@ DONE_FILE = "done.json"
 def _derive(family: str, images: dict[str, sitk.Image], mask: sitk.Image, spec: Mapping,
             seed: int, patient: str, reference_phase: str):
     if family == "control":
-        from workbench.imaging.controls import derive_control
-
         return derive_control(spec["kind"], images, mask, seed=seed, patient=patient,
                               reference_phase=reference_phase)
-    from workbench.imaging.perturb import Perturbation, apply_perturbation
-
     spec = {**spec, "translate_mm": tuple(spec.get("translate_mm", (0.0, 0.0, 0.0)))}
     return apply_perturbation(images, mask, Perturbation(**spec), seed=seed,
                               reference_phase=reference_phase, patient=patient)

@@ -47,7 +47,7 @@ from workbench.external.deploy import (
 from workbench.files import atomic_write_text
 from workbench.models.feature_sets import clinical_matrix
 from workbench.models.fusion import FusionModel, load_model, save_model
-from workbench.pipeline.models import load_modelling_inputs
+from workbench.pipeline.models import label_free_steps, load_modelling_inputs
 from workbench.pipeline.settings import (
     classifiers_for,
 )
@@ -449,8 +449,6 @@ def refit_stage(model_path: Path, *, run: Path | None = None, out: Path | None =
     features, clinical, y = load_modelling_inputs(
         dev_run, image_free=not needs_image_features(model))
     # the same label-free steps as the run (robustness filter, ComBat on the run's sites)
-    from workbench.pipeline.models import label_free_steps
-
     selector, make_strategy = label_free_steps(cfg, dev_run, None, clinical).factories(cfg)
     refit = refit_on_development(model, features, clinical, y, selector=selector,
                                  make_clf=classifiers_for(cfg), make_strategy=make_strategy,

@@ -51,6 +51,7 @@ from workbench.pipeline.settings import (
     selector_factory,
 )
 from workbench.rundir import RunDir
+from workbench.selection import ComBat
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,6 @@ def _image_columns(features: pd.DataFrame, feature_set: str) -> list[str]:
 def _whole_cohort(features: pd.DataFrame, cols: list[str], batch: pd.Series,
                   covariates: pd.DataFrame | None, y: pd.Series | None) -> pd.DataFrame:
     """The image columns harmonised on every patient at once (``y``: pCR protected too)."""
-    from workbench.selection import ComBat
-
     cov = covariates
     if y is not None:
         extra = pd.DataFrame({"pcr": y.astype(float)}, index=y.index)

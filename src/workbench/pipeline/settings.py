@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from sklearn.compose import ColumnTransformer, make_column_selector
 from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 
@@ -24,7 +25,15 @@ from workbench.models.classifiers import make_pipeline
 from workbench.models.protocols import ProtocolSettings
 from workbench.models.split import stratified_split
 from workbench.names import CLINICAL_ONLY_FORMATS, FEATURE_SETS
-from workbench.selection import StrategySettings, selection_pipeline, strategy_pipeline
+from workbench.selection import (
+    ComBat,
+    RobustnessFilter,
+    StrategySettings,
+    check_patterns,
+    match_patterns,
+    selection_pipeline,
+    strategy_pipeline,
+)
 
 __all__ = ["DEMO_CONFIG", "checkout_root", "classifier_factory", "classifiers_for",
            "cohort_path", "default_config_path", "deep_options", "default_cache", "default_run_dir",
@@ -172,8 +181,6 @@ def _prefix_steps(robust: pd.Series | None, threshold: float | None,
                   harmonise: tuple[pd.Series, pd.DataFrame | None] | None) -> list:
     """The label-free steps put before every strategy's selection: the robustness filter
     (``selection.robust_icc``), then ComBat (``harmonisation.method: combat``)."""
-    from workbench.selection import ComBat, RobustnessFilter
-
     steps = []
     if robust is not None:
         steps.append(("robust", RobustnessFilter(icc=robust, threshold=threshold)))
@@ -243,8 +250,6 @@ def _strategy(name: str, seed: int, *, settings: StrategySettings, first: list |
     steps = []
     for step_name, step in first:
         if step_name == "harmonise":  # strategies see clin__ columns too: harmonise the rest
-            from sklearn.compose import ColumnTransformer, make_column_selector
-
             step = ColumnTransformer(
                 [("combat", step, make_column_selector(pattern=r"^(?!clin__)"))],
                 remainder="passthrough", verbose_feature_names_out=False)
@@ -278,8 +283,6 @@ def harmonisation_inputs(cfg: RunConfig, cohort: pd.DataFrame, clinical: pd.Data
     h = cfg.harmonisation
     if h.method == "none":
         return None
-    from workbench.selection import check_patterns, match_patterns
-
     if h.batch not in cohort.columns:
         raise ConfigError(f"harmonisation.batch: the cohort has no column {h.batch!r} "
                           f"(columns: {', '.join(map(str, cohort.columns))})", step="config",
