@@ -165,10 +165,12 @@ class ComBat(TransformerMixin, BaseEstimator):
                 else f"residual variance after site + covariates <= eps={self.eps}")
         if self.passthrough_:
             n_nan = int(nan_cols.sum())
-            logger.warning("ComBat: %d of %d features pass through unharmonised (%d with a "
-                           "missing value among the %d fit rows, %d with variance <= eps=%g); "
-                           "see passthrough_", len(self.passthrough_), m, n_nan, n,
-                           len(self.passthrough_) - n_nan, self.eps)
+            # constant features are expected (the variance filter drops them next) and would
+            # repeat in every fold: said at INFO; a missing value is worth a warning
+            logger.log(logging.WARNING if n_nan else logging.INFO, "ComBat: %d of %d features pass through unharmonised (%d with a "
+                       "missing value among the %d fit rows, %d with variance <= eps=%g); "
+                       "see passthrough_", len(self.passthrough_), m, n_nan, n,
+                       len(self.passthrough_) - n_nan, self.eps)
         if len(keep) == 0:
             self._store(np.zeros(0), np.zeros(0), np.zeros((covs.shape[1], 0)),
                         np.zeros((len(self.batches_), 0)), np.zeros((len(self.batches_), 0)))
