@@ -351,7 +351,7 @@ class RunConfig(_Section):
                                  "features; use audit.feature_set: clinical or "
                                  "audit.permutations: 0")
         missing = [p for p in self.controls.phases if p not in self.radiomics.phases]
-        if missing:
+        if self.controls.enabled and missing:
             raise ValueError(f"controls.phases {missing} are not among radiomics.phases "
                              f"{list(self.radiomics.phases)}")
         if self.selection.robust_icc is not None and not self.robustness.enabled:

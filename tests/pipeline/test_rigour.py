@@ -123,13 +123,29 @@ def test_robust_icc_without_the_robustness_stage_is_refused(tmp_path):
         parse_config({"selection": {"robust_icc": 0.75}})
 
 
+def test_control_phases_outside_the_radiomics_phases_are_refused_only_when_used(tmp_path):
+    from workbench.config import parse_config
+    from workbench.errors import ConfigError, WorkbenchError
+    from workbench.pipeline.controls import controls_stage
+
+    # a config that does not run the controls is not refused for their default phases
+    cfg = parse_config({"radiomics": {"phases": ["pre"]}})
+    assert not cfg.controls.enabled and list(cfg.controls.phases) == ["early"]
+    with pytest.raises(ConfigError, match=r"controls.phases \['early'\] are not among"):
+        parse_config({"radiomics": {"phases": ["pre"]}, "controls": {"enabled": True}})
+    # the standalone command checks the same before any work
+    with pytest.raises(WorkbenchError, match=r"controls.phases \['early'\] are not among"):
+        controls_stage(cfg, tmp_path / "run")
+
+
 @pytest.fixture(scope="module")
 def two_site_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("two_site")
     path = _config(root, {
         "cohort": {"format": "synthetic", "path": "raw",
-                   "synthetic": {"seed": 1, "sites": {"development": 10,
-                                                      "second_scanner": 10}}},
+                   # 9 pCR of 24: every training fold keeps >= 3 of each class
+                   "synthetic": {"seed": 4, "sites": {"development": 12,
+                                                      "second_scanner": 12}}},
         "harmonisation": {"method": "combat", "batch": "site",
                           "covariates": ["clin__age"], "compare": True},
         "audit": {"permutations": 2}})
@@ -146,9 +162,10 @@ def test_two_site_run_harmonises_in_fold_and_compares(two_site_run):
     table = run.read("harmonisation_auc")
     assert set(table["variant"]) == {"none", "combat_in_fold", "combat_whole_cohort",
                                      "combat_whole_cohort_pcr"}
-    assert table["null_runs"].max() == 2
+    assert table["auc"].notna().all() and (table["note"].fillna("") == "").all()
+    assert (table["null_runs"] == 2).all()
     audit = run.read("harmonisation_audit")
-    assert len(audit) == 2 * 4 * 2
+    assert len(audit) == 2 * 4 * 2 and audit["auc"].notna().all()
     site = run.read("site_features")
     assert set(site["stage"]) == {"before", "after"}
     # whole-cohort ComBat removes the site difference of the features it shows

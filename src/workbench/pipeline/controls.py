@@ -150,11 +150,16 @@ def controls_stage(cfg: RunConfig, run_dir: Path | RunDir, cache_dir: Path | Non
     """
     start = time.perf_counter()
     run = RunDir(run_dir)
+    c = cfg.controls
+    missing = [p for p in c.phases if p not in cfg.radiomics.phases]
+    if missing:
+        raise WorkbenchError(f"controls.phases {missing} are not among radiomics.phases "
+                             f"{list(cfg.radiomics.phases)} in {cfg.source}", step="controls",
+                             path=cfg.source)
     for name in ("preprocessed", "radiomics", "cohort"):
         if not run.exists(name):
             raise WorkbenchError(f"negative controls need the run's {run.path(name)}; run "
                                  "`workbench run` first", step="controls", path=run.root)
-    c = cfg.controls
     cache_dir = Path(cache_dir) if cache_dir else default_cache()
     pre = run.read("preprocessed")
     cohort = run.read("cohort")

@@ -82,15 +82,21 @@ def _whole_cohort(features: pd.DataFrame, cols: list[str], batch: pd.Series,
 
 
 def _protocol_rows(cfg: RunConfig, features, clinical, y, *, selector, feature_set, jobs
-                   ) -> pd.DataFrame:
+                   ) -> tuple[pd.DataFrame, str]:
+    """Honest predictions of one variant, and why there are none (``""`` when there are)."""
     try:
         res = run_protocol("honest", features, clinical, y, feature_sets=[feature_set],
                            classifiers=[cfg.audit.classifier], selector=selector,
                            make_clf=classifiers_for(cfg),
                            settings=protocol_settings(cfg, jobs=jobs, repeats=1))
-    except ModellingError:
-        return pd.DataFrame(columns=["split", "repeat", "label", "probability"])
-    return res.predictions[res.predictions["repeat"] <= 0]
+    except ModellingError as exc:
+        return pd.DataFrame(columns=["split", "repeat", "label", "probability"]), str(exc)
+    pred = res.predictions[res.predictions["repeat"] <= 0]
+    if pred.empty:
+        skipped = "; ".join(str(d.get("reason", d)) for d in res.skipped)
+        return pred, f"no prediction for {feature_set}/{cfg.audit.classifier}" + (
+            f" ({skipped})" if skipped else "")
+    return pred, ""
 
 
 def _auc(pred: pd.DataFrame, split: str) -> tuple[float, float, float, int]:
@@ -116,12 +122,12 @@ def _one_permutation(k, y_perm, cfg, features, clinical, cols, batch, covariates
     rows = []
     for variant in VARIANTS:
         X, selector = _variant_inputs(variant, cfg, features, y_perm, cols, batch, covariates)
-        pred = _protocol_rows(cfg, X, clinical, y_perm, selector=selector,
-                              feature_set=feature_set, jobs=1)
+        pred, note = _protocol_rows(cfg, X, clinical, y_perm, selector=selector,
+                                    feature_set=feature_set, jobs=1)
         for split in ("cv", "test"):
             auc, _, _, n = _auc(pred, split)
             rows.append({"permutation": k, "variant": variant, "split": split, "auc": auc,
-                         "n": n})
+                         "n": n, "note": note})
     return rows
 
 
@@ -189,13 +195,16 @@ def harmonisation_stage(cfg: RunConfig, run_dir: Path | RunDir, *, jobs: int = 1
     rows = []
     for variant in tqdm(VARIANTS, desc="harmonisation", unit="variant", disable=not progress):
         X, selector = _variant_inputs(variant, cfg, features, y, cols, batch, covariates)
-        pred = _protocol_rows(cfg, X, clinical, y, selector=selector, feature_set=feature_set,
-                              jobs=jobs)
+        pred, note = _protocol_rows(cfg, X, clinical, y, selector=selector,
+                                    feature_set=feature_set, jobs=jobs)
+        if note:
+            log.warning("harmonisation variant %s: no AUC: %s", variant, note)
         for split in ("cv", "test"):
             auc, lo, hi, n = _auc(pred, split)
             rows.append({"variant": variant, "feature_set": feature_set,
                          "classifier": cfg.audit.classifier, "protocol": "honest",
-                         "split": split, "auc": auc, "auc_low": lo, "auc_high": hi, "n": n})
+                         "split": split, "auc": auc, "auc_low": lo, "auc_high": hi, "n": n,
+                         "note": note})
     rng = np.random.default_rng(cfg.seed)
     perms = [pd.Series(rng.permutation(y.to_numpy()), index=y.index)
              for _ in range(permutations)]
@@ -206,7 +215,14 @@ def harmonisation_stage(cfg: RunConfig, run_dir: Path | RunDir, *, jobs: int = 1
     for part in tqdm(runs, total=permutations, desc="harmonisation null audit",
                      unit="permutation", disable=not progress):
         audit_rows += part
-    audit = pd.DataFrame(audit_rows, columns=["permutation", "variant", "split", "auc", "n"])
+    audit = pd.DataFrame(audit_rows, columns=["permutation", "variant", "split", "auc", "n",
+                                              "note"])
+    failed = audit[audit["auc"].isna()]
+    if len(failed):
+        log.warning("harmonisation null audit: %d of %d permutation runs gave no AUC (first: "
+                    "%s); see %s", len(failed), len(audit),
+                    next((n for n in failed["note"] if n), "one class in the split"),
+                    run.path("harmonisation_audit"))
     table = pd.DataFrame(rows)
     null = audit.groupby(["variant", "split"])["auc"].agg(null_mean="mean", null_sd="std",
                                                           null_runs="count").reset_index()
