@@ -31,6 +31,10 @@ from workbench.pipeline.derived import derive_cohort
 from workbench.pipeline.settings import radiomics_params_path
 from workbench.rundir import RunDir
 
+# benchmarks/radiomics.py would shadow the PyRadiomics package (imported lazily by the
+# extraction) when run as ``python benchmarks/controls.py``: drop this folder from the path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -175,7 +175,8 @@ RUN_FILES: dict[str, RunFile] = {
                                "known-truth diagnostics cache key", optional=True),
     "control_auc": RunFile("controls/control_auc.csv", "controls (workbench controls)",
                            "honest AUC of the real images and each negative control, per "
-                           "feature family (texture, shape) and split", optional=True),
+                           "feature family (first_order, texture, shape, volume) and split",
+                           optional=True),
     "controls_summary": RunFile("controls/summary.json", "controls (workbench controls)",
                                 "controls, phases, patients, timings", optional=True),
     "controls_problems": RunFile("controls/problems.csv", "controls (workbench controls)",

@@ -65,7 +65,11 @@ def test_controls_stage_models_real_and_controls_on_the_same_patients(rigour_run
     run = RunDir(result.run_dir)
     auc = run.read("control_auc")
     assert set(auc["control"]) == {"real", "shuffled", "moved"}
-    assert set(auc["family"]) == {"texture", "shape"}
+    assert set(auc["family"]) == {"first_order", "texture", "shape", "volume"}
+    # volume alone: one feature, the same under every control (each keeps the voxel count)
+    vol = auc[auc["family"] == "volume"]
+    assert vol["features"].eq(1).all()
+    assert vol[vol["control"] == "shuffled"]["note"].str.contains("same voxel count").all()
     assert auc.groupby(["control", "family"]).size().eq(2).all()  # cv and test rows
     assert auc["n"].nunique() <= 2  # every control scored on the same CV / test patients
     # shuffling moves voxels inside the same mask: shape features are the real ones, checked
@@ -73,6 +77,13 @@ def test_controls_stage_models_real_and_controls_on_the_same_patients(rigour_run
     assert shape.loc["shuffled"].equals(shape.loc["real"])
     texture = auc[auc["family"] == "texture"]
     assert texture["features"].gt(50).all()
+    # the families split the radiomics columns by PyRadiomics class
+    first = auc[auc["family"] == "first_order"]
+    assert first["features"].between(1, 18 * 2).all()
+    # original-image first order is a function of the ROI histogram: a permutation keeps it
+    fo = first.set_index(["control", "split"])
+    assert fo.loc["shuffled", "auc"].equals(fo.loc["real", "auc"])
+    assert fo.loc["shuffled", "note"].str.contains("identical").all()
     summary = run.read("controls_summary")
     assert summary["kinds"] == ["shuffled", "moved"]
     if summary["patients"] < 16:  # a tumour with no room to move: named, not dropped silently

@@ -66,8 +66,9 @@ def test_rigour_sections_with_their_numbers(run_dir, tmp_path):
     for number in (SHUFFLED_TEXTURE_TEST_AUC, REAL_TEXTURE_TEST_AUC):
         assert f"{number:.2f}" in part
     assert "honest protocol" in part
-    assert "Shape features keep their AUC under shuffled and random" in part
-    assert "should fall to about 0.5" in part
+    assert "Shape features keep their AUC under shuffled, random and moved" in part
+    assert "first-order features keep their AUC there" in part
+    assert "scores about 0.5 on shuffled and random reads the spatial pattern" in part
     # robustness: perturbation set, counts per threshold, selected robust
     for name in PERTURBATION_NAMES:
         assert html.escape(name) in part
@@ -102,9 +103,10 @@ def test_control_chart_per_family_with_chance_line():
     t = rigour_tables(("controls",))
     grid = _render(P.control_auc_chart(t["control_auc"], protocol="honest"))
     figs = [child[0] for child in grid.children]
-    assert len(figs) == 2
+    assert len(figs) == 4
     titles = [f.title.text.replace("\n", " ") for f in figs]
-    assert any("texture" in x for x in titles) and any("shape" in x for x in titles)
+    assert [next(w for w in ("first_order", "texture", "shape", "volume") if w in x)
+            for x in titles] == ["first_order", "texture", "shape", "volume"]
     assert all("honest protocol" in x for x in titles)
     for fig in figs:
         assert any(isinstance(r, Span) and r.location == 0.5 for r in fig.center + fig.renderers)

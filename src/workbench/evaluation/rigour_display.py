@@ -19,15 +19,19 @@ __all__ = ["CONTROLS_TEXT", "HARMONISATION_LEAK", "HARMONISATION_TEXT", "LEAKY_V
 LEAKY_VARIANTS = frozenset({"combat_whole_cohort", "combat_whole_cohort_pcr"})
 
 CONTROLS_TEXT = (
-    "Image negative controls ask whether the radiomics signature needs the tumour. Each "
-    "control rebuilds every patient's images and re-extracts the same features: shuffled "
-    "(tumour voxels permuted), random (tumour voxels redrawn from their own histogram), "
-    "moved (the mask translated onto non-tumour tissue) and random_shape (a random mask). "
-    "Shape features keep their AUC under shuffled and random because the mask is unchanged "
-    "(and under moved, where it is only translated): they measure the mask, not the voxels. "
-    "Texture signatures should fall to about 0.5 on shuffled and random if they carry tumour "
-    "information; one that keeps its AUC there is reading something else (tumour size through "
-    "the mask, or the scanner).")
+    "Image negative controls ask what the radiomics signature reads. Each control rebuilds "
+    "every patient's images and re-extracts the same features: shuffled (tumour voxels "
+    "permuted), random (tumour voxels redrawn from their own histogram), moved (the mask "
+    "translated onto non-tumour tissue) and random_shape (a random mask of the same size). "
+    "Shuffled and random destroy only the spatial arrangement inside the tumour: first-order "
+    "features keep their AUC there (exactly, for the original image under shuffling), and so "
+    "do texture features that mostly restate the histogram or the tumour size. Shape features "
+    "keep their AUC under shuffled, random and moved (same mask, at most translated): they "
+    "measure the mask, not the voxels. A texture signature that scores about 0.5 on shuffled "
+    "and random reads the spatial pattern; one that keeps its AUC reads the intensity "
+    "distribution or the size; one that keeps it on moved reads the size or the patient's "
+    "background, not the tumour. The volume row (tumour volume alone, the same under every "
+    "control) is the baseline a family must beat to read more than size.")
 ROBUSTNESS_TEXT = (
     "Each sampled patient's images are perturbed as a re-scan or a re-segmentation would "
     "(rotation, translation, noise, erosion / dilation or re-segmentation) and the radiomics "
@@ -84,7 +88,8 @@ def control_rows(control_auc: pd.DataFrame, protocol: str = "honest") -> pd.Data
     order = {c: i for i, c in enumerate(("real", "shuffled", "random", "moved",
                                          "random_shape"))}
     return out.sort_values(["family", "control"], key=lambda s: s.map(order).fillna(99)
-                           if s.name == "control" else s.map({"texture": 0, "shape": 1})
+                           if s.name == "control" else s.map({"first_order": 0, "texture": 1,
+                                                                "shape": 2, "volume": 3})
                            .fillna(2), ignore_index=True) if len(out) else out
 
 

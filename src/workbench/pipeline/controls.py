@@ -6,16 +6,26 @@ histogram, ROI moved to non-tumour tissue, random ROI shape) derives new images 
 the preprocessed ones (:mod:`workbench.pipeline.derived`, cached by content), extracts the
 same radiomics (same parameter file, the ``controls.phases``), and models them with the same
 honest protocol as the real images: the study's chain (filters, LASSO, signature) and
-``controls.classifier`` on the development split, scored by CV and on the test split. Two
+``controls.classifier`` on the development split, scored by CV and on the test split. Three
 feature families are modelled, on the same patients for real images and every control:
 
+``first_order``
+    the histogram features of the phases (original image and wavelet bands): ``shuffled``
+    keeps the original image's exactly (a permutation of the ROI voxels), ``random`` keeps its
+    distribution;
 ``texture``
-    every non-shape radiomics feature of the phases (first order and texture matrices, on the
-    original image and its wavelet bands): what the controls are designed to destroy;
+    the texture-matrix features (GLCM, GLRLM, GLSZM, GLDM, NGTDM) of the phases: the spatial
+    arrangement that ``shuffled`` and ``random`` destroy;
 ``shape``
     the 14 shape features: unchanged by ``shuffled`` and ``random`` (same mask) and by
-    ``moved`` (same mask, translated); the stage checks that they are identical and then
-    reports the real AUC for them instead of refitting.
+    ``moved`` (same mask, translated);
+``volume``
+    the tumour volume alone (``original_shape_VoxelVolume``), the same under every control
+    (each keeps the voxel count): the baseline a family must beat to read more than size.
+
+Whenever a control's features of a family are identical to the real images' (shape under the
+same mask, first order under a permutation when no filter mixes neighbours), the stage checks it
+and reports the real AUC for them, with a note, instead of refitting.
 
 Controls are derived from the *preprocessed* images (N4, 1 mm, z-score): the body statistics of
 the z-score barely move when only tumour voxels change, so only the extraction is rerun.
@@ -38,6 +48,7 @@ from workbench.config import RunConfig
 from workbench.errors import WorkbenchError
 from workbench.evaluation.delong import delong_auc_ci
 from workbench.features.radiomics import extract_radiomics
+from workbench.features.robustness import feature_family
 from workbench.models.protocols import ModellingError, run_protocol
 from workbench.pipeline import cache
 from workbench.pipeline.derived import derive_cohort
@@ -54,9 +65,13 @@ log = logging.getLogger(__name__)
 
 __all__ = ["ControlsResult", "control_lines", "controls_stage", "family_columns"]
 
-FAMILIES = ("texture", "shape")
-#: Controls whose mask is the real one, or the real one translated: shape features unchanged.
-SAME_SHAPE = ("shuffled", "random", "moved")
+FAMILIES = ("first_order", "texture", "shape", "volume")
+#: The one feature of the ``volume`` family.
+VOLUME_FEATURE = "original_shape_VoxelVolume"
+#: PyRadiomics feature classes of each family.
+FAMILY_CLASSES = {"first_order": frozenset({"firstorder"}),
+                  "texture": frozenset({"glcm", "glrlm", "glszm", "gldm", "ngtdm"}),
+                  "shape": frozenset({"shape"})}
 #: Code whose change reruns the modelling part of the stage.
 CONTROLS_CODE = ("models", "selection", "evaluation", "pipeline/controls")
 
@@ -72,14 +87,16 @@ class ControlsResult:
 
 
 def family_columns(columns, family: str, phases) -> list[str]:
-    """Radiomics columns of ``family`` (``texture`` | ``shape``) among ``phases``."""
+    """Radiomics columns of ``family`` (one of :data:`FAMILIES`) among ``phases``."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown feature family {family!r}; one of {list(FAMILIES)}")
     out = []
     for c in columns:
         parts = str(c).split("__")
         if len(parts) < 3 or parts[0] != "rad" or parts[1] not in phases:
             continue
-        is_shape = "_shape_" in parts[2]
-        if (family == "shape") == is_shape:
+        if (parts[2] == VOLUME_FEATURE if family == "volume"
+                else feature_family(str(c)) in FAMILY_CLASSES[family]):
             out.append(c)
     return out
 
@@ -198,7 +215,7 @@ def controls_stage(cfg: RunConfig, run_dir: Path | RunDir, cache_dir: Path | Non
     y = y_all.loc[common]
     frames = {(kind, fam): (_shape_dedup(t.loc[common, family_columns(t.columns, fam,
                                                                         c.phases)])
-                            if fam == "shape" else
+                            if fam in ("shape", "volume") else
                             t.loc[common, family_columns(t.columns, fam, c.phases)])
               for kind, t in tables.items() for fam in FAMILIES}
     settings = {**cfg.model_dump(mode="json", include={"seed", "selection", "protocol",
@@ -219,10 +236,11 @@ def controls_stage(cfg: RunConfig, run_dir: Path | RunDir, cache_dir: Path | Non
     for kind in ["real", *c.kinds]:
         for fam in FAMILIES:
             X = frames[kind, fam]
-            if fam == "shape" and kind in SAME_SHAPE and _same(frames["real", fam], X):
-                shared = [{**r, "control": kind, "note": "shape features identical to the "
-                           "real images' (same mask): same AUC"} for r in real_rows[fam]]
-                rows += shared
+            if kind != "real" and _same(frames["real", fam], X):
+                why = {"shape": "same mask", "volume": "same voxel count"}.get(
+                    fam, "a permutation of the ROI voxels")
+                rows += [{**r, "control": kind, "note": f"{fam} features identical to the "
+                          f"real images' ({why}): same AUC"} for r in real_rows[fam]]
                 continue
             out = _model(cfg, X, y, kind, fam, jobs=jobs)
             if kind == "real":
@@ -261,7 +279,7 @@ def _radiomics_seconds(run: RunDir) -> float | None:
 
 
 def control_lines(result: ControlsResult) -> list[str]:
-    """Summary lines: each control's honest AUC beside the real images' (texture family)."""
+    """Summary lines: each control's honest AUC beside the real images', per family."""
     auc, s = result.auc, result.summary
     lines = [f"negative controls ({s['patients']} patients, phases {', '.join(s['phases'])}, "
              f"honest protocol, study chain + {s['classifier']}):"]

@@ -73,7 +73,8 @@ def _auc_points(rows: pd.DataFrame, categories: list[str], column: str) -> list:
 
 def control_auc_chart(control_auc: pd.DataFrame, *, protocol: str = "honest") -> hv.Layout:
     """AUC with 95 % CI of the real images and each negative control, one panel per feature
-    family (texture, shape), CV and test side by side, chance (0.5) dashed.
+    family (first order, texture, shape, volume alone), CV and test side by side, chance
+    (0.5) dashed.
 
     Parameters
     ----------
@@ -86,7 +87,8 @@ def control_auc_chart(control_auc: pd.DataFrame, *, protocol: str = "honest") ->
     require_columns(control_auc, ["control", "family", "split", "auc"],
                     what="control AUC table", step="negative-control plot")
     panels = []
-    for family in _ordered(control_auc["family"], ("texture", "shape")):
+    for family in _ordered(control_auc["family"], ("first_order", "texture", "shape",
+                                                   "volume")):
         rows = select_rows(control_auc, what="control AUC", step="negative-control plot",
                            family=family)
         controls = _ordered(rows["control"], _CONTROL_ORDER)
