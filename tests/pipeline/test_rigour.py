@@ -175,6 +175,14 @@ def test_two_site_run_harmonises_in_fold_and_compares(two_site_run):
                                      "combat_whole_cohort_pcr"}
     assert table["auc"].notna().all() and (table["note"].fillna("") == "").all()
     assert (table["null_runs"] == 2).all()
+    # each variant against no harmonisation on the same patients: paired DeLong
+    none = table["variant"] == "none"
+    assert table.loc[none, "p_vs_none"].isna().all()
+    assert table.loc[~none, "p_vs_none"].between(0, 1).all()
+    assert np.allclose(table.loc[~none, "delta_vs_none"],
+                       table.loc[~none, "auc"].to_numpy()
+                       - table.loc[none].set_index("split").loc[table.loc[~none, "split"],
+                                                                "auc"].to_numpy())
     audit = run.read("harmonisation_audit")
     assert len(audit) == 2 * 4 * 2 and audit["auc"].notna().all()
     site = run.read("site_features")

@@ -153,6 +153,9 @@ def harmonisation_rows(table: pd.DataFrame) -> pd.DataFrame:
                      "feature set / classifier": f"{r.get('feature_set', '?')} / "
                                                  f"{r.get('classifier', '?')}",
                      "split": r["split"], "AUC (95% CI)": _ci(r),
+                     "vs none (paired DeLong p)": (
+                         f"{float(r['delta_vs_none']):+.2f} (p {float(r['p_vs_none']):.2f})"
+                         if pd.notna(r.get("p_vs_none")) else ""),
                      "null AUC mean ± SD": null,
                      "null runs": int(r["null_runs"]) if pd.notna(r.get("null_runs")) else 0,
                      "n": int(r["n"]) if pd.notna(r.get("n")) else None})

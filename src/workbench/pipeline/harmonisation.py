@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from workbench.config import RunConfig
 from workbench.errors import WorkbenchError
-from workbench.evaluation.delong import delong_auc_ci
+from workbench.evaluation.delong import delong_auc_ci, delong_test
 from workbench.models.feature_sets import FEATURE_SETS, block_columns
 from workbench.models.protocols import ModellingError, run_protocol
 from workbench.pipeline import cache
@@ -90,7 +90,8 @@ def _protocol_rows(cfg: RunConfig, features, clinical, y, *, selector, feature_s
                            make_clf=classifiers_for(cfg),
                            settings=protocol_settings(cfg, jobs=jobs, repeats=1))
     except ModellingError as exc:
-        return pd.DataFrame(columns=["split", "repeat", "label", "probability"]), str(exc)
+        return pd.DataFrame(columns=["patient_id", "split", "repeat", "label",
+                                     "probability"]), str(exc)
     pred = res.predictions[res.predictions["repeat"] <= 0]
     if pred.empty:
         skipped = "; ".join(str(d.get("reason", d)) for d in res.skipped)
@@ -105,6 +106,20 @@ def _auc(pred: pd.DataFrame, split: str) -> tuple[float, float, float, int]:
         return np.nan, np.nan, np.nan, len(part)
     ci = delong_auc_ci(part["label"].to_numpy(), part["probability"].to_numpy())
     return ci.auc, ci.lo, ci.hi, len(part)
+
+
+def _paired(base: pd.DataFrame, other: pd.DataFrame, split: str) -> tuple[float, float]:
+    """AUC difference ``other - base`` on the patients both scored in ``split``, and the paired
+    DeLong test's two-sided p-value (NaN when either has no prediction or a class is missing).
+    """
+    a = base[base["split"] == split].set_index("patient_id")
+    b = other[other["split"] == split].set_index("patient_id")
+    common = a.index.intersection(b.index)
+    if len(common) == 0 or a.loc[common, "label"].nunique() < 2:
+        return np.nan, np.nan
+    t = delong_test(a.loc[common, "label"].to_numpy(), b.loc[common, "probability"].to_numpy(),
+                    a.loc[common, "probability"].to_numpy())
+    return float(t.auc1 - t.auc2), float(t.p_value)
 
 
 def _variant_inputs(variant: str, cfg, features, y, cols, batch, covariates):
@@ -157,8 +172,10 @@ def harmonisation_stage(cfg: RunConfig, run_dir: Path | RunDir, *, jobs: int = 1
                         permutations: int | None = None) -> pd.DataFrame:
     """Run the four variants (real labels) and their null audit -> ``<run>/harmonisation/``.
 
-    Returns the AUC table (``variant, split, auc, auc_low, auc_high, n, null_mean, null_sd,
-    null_runs``); ``.attrs['cached']`` when reused.
+    Returns the AUC table (``variant, split, auc, auc_low, auc_high, n, delta_vs_none,
+    p_vs_none, note, null_mean, null_sd, null_runs``; ``delta_vs_none`` and ``p_vs_none``: the
+    AUC difference from no harmonisation on the same patients and its paired DeLong p-value);
+    ``.attrs['cached']`` when reused.
     """
     start = time.perf_counter()
     run = RunDir(run_dir)
@@ -192,19 +209,22 @@ def harmonisation_stage(cfg: RunConfig, run_dir: Path | RunDir, *, jobs: int = 1
         return table
     run.folder("harmonisation_key")
     cache.invalidate(key_file)
-    rows = []
+    rows, preds = [], {}
     for variant in tqdm(VARIANTS, desc="harmonisation", unit="variant", disable=not progress):
         X, selector = _variant_inputs(variant, cfg, features, y, cols, batch, covariates)
         pred, note = _protocol_rows(cfg, X, clinical, y, selector=selector,
                                     feature_set=feature_set, jobs=jobs)
+        preds[variant] = pred
         if note:
             log.warning("harmonisation variant %s: no AUC: %s", variant, note)
         for split in ("cv", "test"):
             auc, lo, hi, n = _auc(pred, split)
+            delta, p = _paired(preds["none"], pred, split) if variant != "none" else (
+                np.nan, np.nan)
             rows.append({"variant": variant, "feature_set": feature_set,
                          "classifier": cfg.audit.classifier, "protocol": "honest",
                          "split": split, "auc": auc, "auc_low": lo, "auc_high": hi, "n": n,
-                         "note": note})
+                         "delta_vs_none": delta, "p_vs_none": p, "note": note})
     rng = np.random.default_rng(cfg.seed)
     perms = [pd.Series(rng.permutation(y.to_numpy()), index=y.index)
              for _ in range(permutations)]
@@ -244,8 +264,10 @@ def harmonisation_lines(table: pd.DataFrame) -> list[str]:
         for split in ("cv", "test"):
             if split in part.index:
                 r = part.loc[split]
-                cells.append(f"{split} AUC {r['auc']:.3f} (null {r['null_mean']:.3f} ± "
-                             f"{r['null_sd']:.3f})")
+                paired = (f", {r['delta_vs_none']:+.3f} vs none, paired DeLong p "
+                          f"{r['p_vs_none']:.2f}" if pd.notna(r.get("p_vs_none")) else "")
+                cells.append(f"{split} AUC {r['auc']:.3f}{paired} (null {r['null_mean']:.3f} "
+                             f"± {r['null_sd']:.3f})")
         lines.append(f"  {variant}: " + "; ".join(cells))
     return lines
 
