@@ -6,7 +6,7 @@ histogram, ROI moved to non-tumour tissue, random ROI shape) derives new images 
 the preprocessed ones (:mod:`workbench.pipeline.derived`, cached by content), extracts the
 same radiomics (same parameter file, the ``controls.phases``), and models them with the same
 honest protocol as the real images: the study's chain (filters, LASSO, signature) and
-``controls.classifier`` on the development split, scored by CV and on the test split. Three
+``controls.classifier`` on the development split, scored by CV and on the test split. Four
 feature families are modelled, on the same patients for real images and every control:
 
 ``first_order``
