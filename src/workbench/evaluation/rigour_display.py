@@ -11,9 +11,13 @@ import pandas as pd
 
 from workbench.evaluation.display import format_ci
 
-__all__ = ["CONTROLS_TEXT", "HARMONISATION_LEAK", "HARMONISATION_TEXT", "LEAKY_VARIANTS",
+__all__ = ["CONTROLS_TEXT", "CONTROL_ORDER", "FAMILY_ORDER", "HARMONISATION_LEAK", "HARMONISATION_TEXT", "LEAKY_VARIANTS",
            "ROBUSTNESS_TEXT", "control_rows", "harmonisation_rows", "perturbation_rows",
            "robust_count_rows", "selected_robust_rows", "variant_protocol"]
+
+#: Negative controls and radiomics families in display order (``controls/control_auc.csv``).
+CONTROL_ORDER = ("real", "shuffled", "random", "moved", "random_shape")
+FAMILY_ORDER = ("first_order", "texture", "shape", "volume")
 
 #: Variants whose features were harmonised on every patient before the train/test split.
 LEAKY_VARIANTS = frozenset({"combat_whole_cohort", "combat_whole_cohort_pcr"})
@@ -85,12 +89,10 @@ def control_rows(control_auc: pd.DataFrame, protocol: str = "honest") -> pd.Data
         row["note"] = notes[0] if notes else ""
         rows.append(row)
     out = pd.DataFrame(rows)
-    order = {c: i for i, c in enumerate(("real", "shuffled", "random", "moved",
-                                         "random_shape"))}
-    return out.sort_values(["family", "control"], key=lambda s: s.map(order).fillna(99)
-                           if s.name == "control" else s.map({"first_order": 0, "texture": 1,
-                                                                "shape": 2, "volume": 3})
-                           .fillna(2), ignore_index=True) if len(out) else out
+    order = {"control": {c: i for i, c in enumerate(CONTROL_ORDER)},
+             "family": {f: i for i, f in enumerate(FAMILY_ORDER)}}
+    return out.sort_values(["family", "control"], key=lambda s: s.map(order[s.name]).fillna(99),
+                           ignore_index=True) if len(out) else out
 
 
 def perturbation_rows(summary: dict) -> pd.DataFrame:

@@ -16,7 +16,7 @@ import holoviews as hv
 import numpy as np
 import pandas as pd
 
-from workbench.evaluation.rigour_display import LEAKY_VARIANTS
+from workbench.evaluation.rigour_display import CONTROL_ORDER, FAMILY_ORDER, LEAKY_VARIANTS
 from workbench.plots._common import PALETTE, figure_title, plain, require_columns, select_rows
 
 __all__ = ["HARMONISATION_VARIANTS", "LEAKY_VARIANTS", "control_auc_chart",
@@ -26,7 +26,6 @@ __all__ = ["HARMONISATION_VARIANTS", "LEAKY_VARIANTS", "control_auc_chart",
 #: The harmonisation variants in display order (``harmonisation/harmonisation_auc.csv``).
 HARMONISATION_VARIANTS = ("none", "combat_in_fold", "combat_whole_cohort",
                           "combat_whole_cohort_pcr")
-_CONTROL_ORDER = ("real", "shuffled", "random", "moved", "random_shape")
 _SPLITS = (("cv", "CV (training)", PALETTE[0], -0.15), ("test", "test split", PALETTE[1], 0.15))
 # The same rule as workbench.features.robustness.feature_family (plots may not import
 # features; a test checks that the two agree).
@@ -87,11 +86,10 @@ def control_auc_chart(control_auc: pd.DataFrame, *, protocol: str = "honest") ->
     require_columns(control_auc, ["control", "family", "split", "auc"],
                     what="control AUC table", step="negative-control plot")
     panels = []
-    for family in _ordered(control_auc["family"], ("first_order", "texture", "shape",
-                                                   "volume")):
+    for family in _ordered(control_auc["family"], FAMILY_ORDER):
         rows = select_rows(control_auc, what="control AUC", step="negative-control plot",
                            family=family)
-        controls = _ordered(rows["control"], _CONTROL_ORDER)
+        controls = _ordered(rows["control"], CONTROL_ORDER)
         title = figure_title(f"Negative controls — {family} features, {protocol} protocol: "
                              "AUC (95% CI); chance = 0.5 (dashed)", width_px=520)
         panels.append(hv.Overlay(_auc_points(rows, controls, "control")).opts(hv.opts.Overlay(

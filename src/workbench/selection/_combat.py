@@ -167,7 +167,8 @@ class ComBat(TransformerMixin, BaseEstimator):
             n_nan = int(nan_cols.sum())
             # constant features are expected (the variance filter drops them next) and would
             # repeat in every fold: said at INFO; a missing value is worth a warning
-            logger.log(logging.WARNING if n_nan else logging.INFO, "ComBat: %d of %d features pass through unharmonised (%d with a "
+            logger.log(logging.WARNING if n_nan else logging.INFO,
+                       "ComBat: %d of %d features pass through unharmonised (%d with a "
                        "missing value among the %d fit rows, %d with variance <= eps=%g); "
                        "see passthrough_", len(self.passthrough_), m, n_nan, n,
                        len(self.passthrough_) - n_nan, self.eps)
